@@ -8,6 +8,7 @@
 //! - [`upcast`]: upcasters for stored events of older versions.
 
 pub mod consent;
+pub mod course_mode;
 pub mod error;
 pub mod ids;
 pub mod upcast;
