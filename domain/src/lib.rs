@@ -9,7 +9,9 @@
 
 pub mod consent;
 pub mod course_mode;
+pub mod enrollment;
 pub mod error;
 pub mod ids;
+pub mod membership;
 pub mod upcast;
 pub mod validate;

@@ -11,7 +11,7 @@ mod event;
 #[cfg(test)]
 mod tests;
 
-pub use command::{ConsentCommand, ConsentSource, ConsentSubject};
+pub use command::{Action, ConsentCommand, ConsentSource, ConsentSubject};
 pub use error::ConsentError;
 pub use event::ConsentEvent;
 

@@ -1,0 +1,112 @@
+//! Secrets (channel credentials) encrypted outside the log. Events hold a [`SecretRef`]; the
+//! plaintext exists only in memory, between [`SecretBox::get`] and its use.
+//!
+//! XChaCha20-Poly1305 with a random 24-byte nonce per secret: authenticated, so a ciphertext
+//! edited in the database fails to open instead of yielding a wrong credential.
+
+use crate::error::Failure;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use domain::error::Invalid;
+use domain::ids::SecretRef;
+use sqlx::PgPool;
+use std::fmt;
+use uuid::Uuid;
+
+/// The key and the table of secrets.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: XChaCha20Poly1305,
+}
+
+impl fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretBox(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("no secret {0}")]
+    NotFound(Uuid),
+    #[error("secret {0} does not decrypt with the configured key (wrong key or edited data)")]
+    Undecryptable(Uuid),
+    #[error(transparent)]
+    Store(#[from] Failure),
+}
+
+impl SecretBox {
+    /// A box for the 32-byte key given as 64 hexadecimal characters (`SECRETS_KEY`).
+    pub fn from_hex(key_hex: &str) -> Result<Self, Invalid> {
+        let key = hex::decode(key_hex.trim())
+            .ok()
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| {
+                Invalid::new(
+                    "secrets_key",
+                    "must be 64 hexadecimal characters (32 bytes)",
+                )
+            })?;
+        let cipher = XChaCha20Poly1305::new_from_slice(&key)
+            .map_err(|_| Invalid::new("secrets_key", "must be 32 bytes"))?;
+        Ok(Self { cipher })
+    }
+
+    /// Encrypts and stores `plaintext`; the reference goes into events.
+    pub async fn put(&self, pool: &PgPool, plaintext: &str) -> Result<SecretRef, SecretError> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ciphertext = self
+            .cipher
+            .encrypt(&nonce, plaintext.as_bytes())
+            .map_err(|_| Failure::Unexpected("encryption failed".into()))?;
+        let id = Uuid::new_v4();
+        sqlx::query("INSERT INTO secrets (secret_id, nonce, ciphertext) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(nonce.as_slice())
+            .bind(ciphertext)
+            .execute(pool)
+            .await
+            .map_err(Failure::from_sqlx)?;
+        Ok(SecretRef(id))
+    }
+
+    /// The plaintext of a stored secret.
+    pub async fn get(&self, pool: &PgPool, secret: SecretRef) -> Result<String, SecretError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE secret_id = $1")
+                .bind(secret.0)
+                .fetch_optional(pool)
+                .await
+                .map_err(Failure::from_sqlx)?;
+        let (nonce, ciphertext) = row.ok_or(SecretError::NotFound(secret.0))?;
+        if nonce.len() != 24 {
+            return Err(SecretError::Undecryptable(secret.0));
+        }
+        let plaintext = self
+            .cipher
+            .decrypt(XNonce::from_slice(&nonce), ciphertext.as_slice())
+            .map_err(|_| SecretError::Undecryptable(secret.0))?;
+        String::from_utf8(plaintext).map_err(|_| SecretError::Undecryptable(secret.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_must_be_32_bytes_of_hex() {
+        assert!(SecretBox::from_hex(&"ab".repeat(32)).is_ok());
+        assert_eq!(
+            SecretBox::from_hex("abcd").unwrap_err().field,
+            "secrets_key"
+        );
+        assert!(SecretBox::from_hex(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn the_debug_form_shows_no_key() {
+        let boxed = SecretBox::from_hex(&"ab".repeat(32)).unwrap();
+        assert_eq!(format!("{boxed:?}"), "SecretBox(..)");
+    }
+}
