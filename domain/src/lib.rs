@@ -7,7 +7,9 @@
 //! - one module per aggregate: [`consent`].
 //! - [`upcast`]: upcasters for stored events of older versions.
 
+pub mod catalog_filter;
 pub mod consent;
+pub mod content;
 pub mod course_mode;
 pub mod enrollment;
 pub mod error;
