@@ -11,7 +11,7 @@
 //! - [`codes`]: unguessable coupon codes from the operating system's CSPRNG.
 //! - [`error`]: the store's error types.
 
-// pub mod codes;
+pub mod codes;
 pub mod command;
 pub mod db;
 pub mod directory;
