@@ -9,6 +9,7 @@
 //! - [`directory`]: the learner directory, the only home of personal data.
 //! - [`secrets`]: secrets encrypted outside the log, referenced from events.
 //! - [`codes`]: unguessable coupon codes from the operating system's CSPRNG.
+//! - [`services`]: processes spanning several streams (customer slugs, learners, redemption).
 //! - [`error`]: the store's error types.
 
 pub mod codes;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod log;
 pub mod metadata;
 pub mod secrets;
+pub mod services;
 
 pub use command::{Appended, EventStore};
 pub use error::{CommandError, Failure};
