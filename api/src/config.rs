@@ -1,0 +1,76 @@
+//! Configuration from flags and environment variables; the doc comments are `--help`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+
+/// The enterprise learning service: enterprise customers, learners, consent, enrollments,
+/// coupons and completions, kept as events in PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+pub struct Config {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+
+    /// Most connections the service opens to PostgreSQL.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32)]
+    pub database_max_connections: u32,
+
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations, then serve HTTP (what runs without a subcommand).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn the_server_takes_a_bind_address() {
+        let args = [
+            "enterprise-service",
+            "--database-url",
+            "postgres://x",
+            "--bind",
+            "0.0.0.0:9000",
+        ];
+        let config = Config::try_parse_from(args).unwrap();
+        assert_eq!(config.bind.port(), 9000);
+        assert!(config.command.is_none());
+        let bad = [
+            "enterprise-service",
+            "--database-url",
+            "x",
+            "--bind",
+            "nope",
+        ];
+        assert!(Config::try_parse_from(bad).is_err());
+    }
+}
