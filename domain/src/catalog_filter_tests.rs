@@ -3,9 +3,9 @@ use crate::content::discovery::from_discovery;
 use crate::content::ContentType;
 use serde_json::json;
 
-const COURSE: &str = include_str!("../../../shared/fixtures/discovery/course.json");
-const COURSE_RUN: &str = include_str!("../../../shared/fixtures/discovery/course_run.json");
-const PROGRAM: &str = include_str!("../../../shared/fixtures/discovery/program.json");
+const COURSE: &str = include_str!("../../fixtures/discovery/course.json");
+const COURSE_RUN: &str = include_str!("../../fixtures/discovery/course_run.json");
+const PROGRAM: &str = include_str!("../../fixtures/discovery/program.json");
 
 const PROGRAM_UUID: &str = "52ad909b-c57d-4ff1-bab3-999813a2479b";
 

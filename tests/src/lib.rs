@@ -85,10 +85,9 @@ impl World {
             .execute::<Customer>(&stream, add, &(), &meta())
             .await
             .expect("adding the catalog");
-        let doc: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../shared/fixtures/discovery/course_run.json"
-        ))
-        .expect("fixture JSON");
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../fixtures/discovery/course_run.json"))
+                .expect("fixture JSON");
         let metadata = discovery::from_discovery(ContentType::CourseRun, &doc).expect("fixture");
         let publish = ContentCommand::PublishContent {
             metadata,

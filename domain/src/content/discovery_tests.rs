@@ -1,9 +1,9 @@
 use super::*;
 use serde_json::json;
 
-const COURSE: &str = include_str!("../../../../shared/fixtures/discovery/course.json");
-const COURSE_RUN: &str = include_str!("../../../../shared/fixtures/discovery/course_run.json");
-const PROGRAM: &str = include_str!("../../../../shared/fixtures/discovery/program.json");
+const COURSE: &str = include_str!("../../../fixtures/discovery/course.json");
+const COURSE_RUN: &str = include_str!("../../../fixtures/discovery/course_run.json");
+const PROGRAM: &str = include_str!("../../../fixtures/discovery/program.json");
 
 fn parse(content_type: ContentType, text: &str) -> ContentMetadata {
     let doc: Value = serde_json::from_str(text).expect("fixture is JSON");
