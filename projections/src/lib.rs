@@ -1,3 +1,19 @@
-//! Read models that tail the global log (`store::log`): the projection runner, consent state,
-//! catalog, learners, enrollments and reporting, and the integration outbox. Not built yet; the
-//! crate exists so the workspace has its final shape.
+//! Read models that tail the global log, and the runner that keeps them up to date.
+//!
+//! - [`projection`]: the `Projection` trait a read model implements, and event decoding.
+//! - [`checkpoint`]: where each projection stands, advanced by compare-and-set in the same
+//!   transaction as the projection's writes.
+//! - [`runner`]: wait, read a batch, apply it and advance the checkpoint in one transaction,
+//!   repeat; one active runner per projection across processes.
+//! - [`rebuild`]: rebuilding a read model from zero, in place or into fresh tables then swapped.
+//! - [`status`]: position, lag and last error of every projection.
+//! - [`read_models`]: the read models.
+
+pub mod checkpoint;
+pub mod projection;
+pub mod read_models;
+pub mod rebuild;
+pub mod runner;
+pub mod status;
+
+pub use projection::{ApplyError, Projection};

@@ -1,0 +1,39 @@
+//! What a read model implements to be run by the [`runner`](crate::runner).
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use sqlx::PgConnection;
+use store::log::LoggedEvent;
+
+/// A read model built from the global log.
+///
+/// `apply` runs inside the batch's transaction, which also advances the checkpoint, so an
+/// event's effects are committed exactly once. It must name its tables without a schema: a
+/// rebuild points `search_path` at fresh copies of them.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// The checkpoint key, and the prefix of the projection's tables.
+    fn name(&self) -> &'static str;
+
+    /// The tables the projection owns: a rebuild empties or replaces exactly these. They have
+    /// no serial columns and no foreign keys, so that `CREATE TABLE (LIKE ...)` copies them whole.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Applies one event. Events of aggregates the projection does not read are simply ignored.
+    async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError>;
+}
+
+/// Why a projection could not apply an event. Either stops the projection: skipping an event
+/// would leave the read model silently wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the payload does not decode: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Decodes an event's payload into the aggregate's event type.
+pub fn decode<E: DeserializeOwned>(event: &LoggedEvent) -> Result<E, ApplyError> {
+    serde_json::from_value(event.payload.clone()).map_err(|e| ApplyError::Malformed(e.to_string()))
+}

@@ -1,0 +1,291 @@
+//! The projection runner: wait for events, read a batch after the checkpoint, apply it and
+//! advance the checkpoint in one transaction, repeat.
+//!
+//! - Exactly-once effects: the batch's writes and the checkpoint commit together; a runner
+//!   killed mid-batch loses the whole batch, which the next runner applies again from the same
+//!   checkpoint.
+//! - One active runner per projection across processes: the leader holds a session advisory
+//!   lock on a connection of its own; when its process dies the connection closes, the lock is
+//!   released, and a standby's next attempt takes it. Even two runners at once (a standby taking
+//!   over while the old leader's last batch is in flight) apply nothing twice: both lock the
+//!   checkpoint row, and the second finds it moved.
+//! - Woken by LISTEN/NOTIFY (a trigger on `events` notifies after each commit), polling as the
+//!   fallback.
+//! - A poison event (one the projection cannot apply) stops the projection with an error naming
+//!   the event; it is never skipped. Connection trouble is retried instead.
+
+use crate::checkpoint;
+use crate::projection::{ApplyError, Projection};
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::Duration;
+use store::log::{self, LogPosition};
+use tokio::sync::watch;
+
+/// How a runner reads and waits.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerOptions {
+    /// Events per transaction.
+    pub batch_size: i64,
+    /// Longest wait between two looks at the log when no notification arrives.
+    pub poll_interval: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error(
+        "projection {projection} stopped at event {aggregate_type}/{aggregate_id}#{sequence} \
+         ({event_type}, global position {global_position}): {reason}"
+    )]
+    Poison {
+        projection: String,
+        global_position: i64,
+        event_type: String,
+        aggregate_type: String,
+        aggregate_id: String,
+        sequence: i64,
+        reason: String,
+    },
+    #[error("projection {0}: the checkpoint moved under this runner")]
+    CheckpointMoved(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    pub applied: usize,
+    pub position: LogPosition,
+}
+
+/// Applies, inside the caller's transaction, up to `limit` events after the checkpoint `name`
+/// and advances it. The caller commits (or not).
+pub(crate) async fn apply_pending(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    name: &str,
+    limit: i64,
+) -> Result<Batch, RunnerError> {
+    let from = checkpoint::lock(conn, name).await?;
+    let events = log::read_after(&mut *conn, from, limit).await?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(Batch {
+            applied: 0,
+            position: from,
+        });
+    };
+    for event in &events {
+        match projection.apply(conn, event).await {
+            Ok(()) => {}
+            Err(ApplyError::Database(e)) if e.as_database_error().is_none() => return Err(e.into()),
+            Err(e) => {
+                return Err(RunnerError::Poison {
+                    projection: projection.name().to_string(),
+                    global_position: event.position.global_position,
+                    event_type: event.event_type.clone(),
+                    aggregate_type: event.aggregate_type.clone(),
+                    aggregate_id: event.aggregate_id.clone(),
+                    sequence: event.sequence,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    if !checkpoint::advance(conn, name, from, last).await? {
+        return Err(RunnerError::CheckpointMoved(name.to_string()));
+    }
+    Ok(Batch {
+        applied: events.len(),
+        position: last,
+    })
+}
+
+/// Points the transaction's unqualified table names at `schema` first (a rebuild's fresh tables).
+pub(crate) async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    debug_assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One batch in one transaction. A poison event is recorded on the checkpoint before the error
+/// is returned.
+pub async fn run_batch(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    name: &str,
+    schema: Option<&str>,
+    limit: i64,
+) -> Result<Batch, RunnerError> {
+    let mut tx = pool.begin().await?;
+    if let Some(schema) = schema {
+        use_schema(&mut tx, schema).await?;
+    }
+    match apply_pending(&mut tx, projection, name, limit).await {
+        Ok(batch) => {
+            tx.commit().await?;
+            Ok(batch)
+        }
+        Err(err) => {
+            tx.rollback().await?;
+            if matches!(err, RunnerError::Poison { .. }) {
+                let mut conn = pool.acquire().await?;
+                checkpoint::record_error(&mut conn, name, &err.to_string()).await?;
+                tracing::error!(error = %err, "projection stopped");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Applies batches until the log has nothing more; returns the position reached.
+pub async fn catch_up(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    options: RunnerOptions,
+) -> Result<LogPosition, RunnerError> {
+    loop {
+        let batch = run_batch(
+            pool,
+            projection,
+            projection.name(),
+            None,
+            options.batch_size,
+        )
+        .await?;
+        if batch.applied == 0 {
+            return Ok(batch.position);
+        }
+    }
+}
+
+/// The advisory-lock key of a projection's leadership.
+const LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended('projection:' || $1, 0))";
+
+/// Runs `projection` until `shutdown` turns true: stands by until it holds the projection's
+/// lock, then keeps the read model up to date. Returns the poison error that stopped it.
+pub async fn run(
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+    options: RunnerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RunnerError> {
+    let name = projection.name();
+    'elect: loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let mut leader = match PgConnection::connect_with(&pool.connect_options()).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(projection = name, error = %e, "cannot connect; retrying");
+                wait(&mut shutdown, options.poll_interval).await;
+                continue;
+            }
+        };
+        loop {
+            let held: Result<bool, _> = sqlx::query_scalar(LOCK_SQL)
+                .bind(name)
+                .fetch_one(&mut leader)
+                .await;
+            match held {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(_) => continue 'elect,
+            }
+            if wait(&mut shutdown, options.poll_interval).await {
+                return Ok(());
+            }
+        }
+        tracing::info!(projection = name, "runner is the leader");
+        let mut listener = listen(&pool).await;
+        let mut retry = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                let _ = leader.close().await;
+                return Ok(());
+            }
+            match run_batch(&pool, projection.as_ref(), name, None, options.batch_size).await {
+                Ok(batch) if batch.applied as i64 == options.batch_size => continue,
+                Ok(_) => {
+                    retry = Duration::from_millis(100);
+                    if sqlx::query("SELECT 1").execute(&mut leader).await.is_err() {
+                        tracing::warn!(
+                            projection = name,
+                            "lost the leader connection; standing for election again"
+                        );
+                        continue 'elect;
+                    }
+                    idle(&mut listener, &mut shutdown, options.poll_interval).await;
+                }
+                Err(err @ RunnerError::Poison { .. }) => {
+                    let _ = leader.close().await;
+                    return Err(err);
+                }
+                Err(err) => {
+                    tracing::warn!(projection = name, error = %err, "batch failed; retrying");
+                    if wait(&mut shutdown, retry).await {
+                        return Ok(());
+                    }
+                    retry = (retry * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen("events").await.ok()?;
+    Some(listener)
+}
+
+/// Waits for a notification, the poll interval or shutdown, whichever comes first.
+async fn idle(
+    listener: &mut Option<PgListener>,
+    shutdown: &mut watch::Receiver<bool>,
+    poll: Duration,
+) {
+    match listener {
+        Some(l) => {
+            tokio::select! {
+                received = l.recv() => {
+                    if received.is_err() {
+                        *listener = None;
+                    }
+                }
+                () = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        None => {
+            wait(shutdown, poll).await;
+        }
+    }
+}
+
+/// Sleeps for `duration` unless shutdown comes first; true when shutting down.
+/// A dropped sender counts as shutdown.
+async fn wait(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        changed = shutdown.changed() => {
+            if changed.is_err() {
+                return true;
+            }
+        }
+    }
+    *shutdown.borrow()
+}
