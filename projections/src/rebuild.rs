@@ -68,9 +68,10 @@ pub async fn into_fresh_tables(
     let mut tx = pool.begin().await?;
     use_schema(&mut tx, &schema).await?;
     checkpoint::lock(&mut tx, name).await?;
-    let mut position = apply_pending(&mut tx, projection, &shadow, options.batch_size).await?;
+    let mut position =
+        apply_pending(&mut tx, projection, &shadow, options.batch_size, None).await?;
     while position.applied > 0 {
-        position = apply_pending(&mut tx, projection, &shadow, options.batch_size).await?;
+        position = apply_pending(&mut tx, projection, &shadow, options.batch_size, None).await?;
     }
     for table in projection.tables() {
         sqlx::query(&format!("DROP TABLE public.{table}"))

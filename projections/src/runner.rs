@@ -45,11 +45,11 @@ impl Default for RunnerOptions {
 pub enum RunnerError {
     #[error(
         "projection {projection} stopped at event {aggregate_type}/{aggregate_id}#{sequence} \
-         ({event_type}, global position {global_position}): {reason}"
+         ({event_type}, global position {}): {reason}", position.global_position
     )]
     Poison {
         projection: String,
-        global_position: i64,
+        position: LogPosition,
         event_type: String,
         aggregate_type: String,
         aggregate_id: String,
@@ -70,15 +70,19 @@ pub struct Batch {
 }
 
 /// Applies, inside the caller's transaction, up to `limit` events after the checkpoint `name`
-/// and advances it. The caller commits (or not).
+/// (only those before `before`, when given) and advances it. The caller commits (or not).
 pub(crate) async fn apply_pending(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     name: &str,
     limit: i64,
+    before: Option<LogPosition>,
 ) -> Result<Batch, RunnerError> {
     let from = checkpoint::lock(conn, name).await?;
-    let events = log::read_after(&mut *conn, from, limit).await?;
+    let mut events = log::read_after(&mut *conn, from, limit).await?;
+    if let Some(before) = before {
+        events.retain(|e| e.position < before);
+    }
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(Batch {
             applied: 0,
@@ -92,7 +96,7 @@ pub(crate) async fn apply_pending(
             Err(e) => {
                 return Err(RunnerError::Poison {
                     projection: projection.name().to_string(),
-                    global_position: event.position.global_position,
+                    position: event.position,
                     event_type: event.event_type.clone(),
                     aggregate_type: event.aggregate_type.clone(),
                     aggregate_id: event.aggregate_id.clone(),
@@ -120,8 +124,9 @@ pub(crate) async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<
     Ok(())
 }
 
-/// One batch in one transaction. A poison event is recorded on the checkpoint before the error
-/// is returned.
+/// One batch in one transaction. On a poison event, the events before it are applied and
+/// committed, the error is recorded on the checkpoint, and the error is returned: the
+/// projection stands exactly before the event it cannot apply.
 pub async fn run_batch(
     pool: &PgPool,
     projection: &dyn Projection,
@@ -133,16 +138,21 @@ pub async fn run_batch(
     if let Some(schema) = schema {
         use_schema(&mut tx, schema).await?;
     }
-    match apply_pending(&mut tx, projection, name, limit).await {
+    match apply_pending(&mut tx, projection, name, limit, None).await {
         Ok(batch) => {
             tx.commit().await?;
             Ok(batch)
         }
         Err(err) => {
             tx.rollback().await?;
-            if matches!(err, RunnerError::Poison { .. }) {
-                let mut conn = pool.acquire().await?;
-                checkpoint::record_error(&mut conn, name, &err.to_string()).await?;
+            if let RunnerError::Poison { position, .. } = &err {
+                let mut tx = pool.begin().await?;
+                if let Some(schema) = schema {
+                    use_schema(&mut tx, schema).await?;
+                }
+                apply_pending(&mut tx, projection, name, limit, Some(*position)).await?;
+                checkpoint::record_error(&mut tx, name, &err.to_string()).await?;
+                tx.commit().await?;
                 tracing::error!(error = %err, "projection stopped");
             }
             Err(err)
@@ -219,16 +229,28 @@ pub async fn run(
             }
             match run_batch(&pool, projection.as_ref(), name, None, options.batch_size).await {
                 Ok(batch) if batch.applied as i64 == options.batch_size => continue,
-                Ok(_) => {
+                Ok(batch) => {
                     retry = Duration::from_millis(100);
-                    if sqlx::query("SELECT 1").execute(&mut leader).await.is_err() {
-                        tracing::warn!(
-                            projection = name,
-                            "lost the leader connection; standing for election again"
-                        );
-                        continue 'elect;
+                    match behind_horizon(&mut leader, batch.position).await {
+                        // Committed events wait behind an older transaction still in flight:
+                        // their notification has come and gone, so look again shortly.
+                        Ok(true) => {
+                            if wait(&mut shutdown, HORIZON_RECHECK.min(options.poll_interval)).await
+                            {
+                                return Ok(());
+                            }
+                        }
+                        Ok(false) => {
+                            idle(&mut listener, &mut shutdown, options.poll_interval).await
+                        }
+                        Err(_) => {
+                            tracing::warn!(
+                                projection = name,
+                                "lost the leader connection; standing for election again"
+                            );
+                            continue 'elect;
+                        }
                     }
-                    idle(&mut listener, &mut shutdown, options.poll_interval).await;
                 }
                 Err(err @ RunnerError::Poison { .. }) => {
                     let _ = leader.close().await;
@@ -244,6 +266,25 @@ pub async fn run(
             }
         }
     }
+}
+
+/// How soon a runner looks again when committed events wait behind the transaction horizon.
+const HORIZON_RECHECK: Duration = Duration::from_millis(20);
+
+/// Whether events after `position` are committed but not yet safe to read. Runs on the leader
+/// connection, so it doubles as the check that the leadership is still held.
+async fn behind_horizon(
+    leader: &mut PgConnection,
+    position: LogPosition,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events
+                         WHERE (transaction_id, global_position) > ($1::bigint::text::xid8, $2))",
+    )
+    .bind(position.transaction_id)
+    .bind(position.global_position)
+    .fetch_one(leader)
+    .await
 }
 
 async fn listen(pool: &PgPool) -> Option<PgListener> {

@@ -1,0 +1,331 @@
+//! The projection runner: exactly-once effects across a kill, leadership and takeover, poison
+//! events, notifications, status and rebuilds.
+
+use async_trait::async_trait;
+use projections::runner::{self, RunnerError, RunnerOptions};
+use projections::{rebuild, status, ApplyError, Projection};
+use sqlx::{PgConnection, PgPool};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::log::LoggedEvent;
+use tokio::sync::{watch, Notify};
+
+/// Records every event it applies; the primary key makes a double application fail loudly.
+struct Recorder {
+    runner: &'static str,
+    hang_at: Option<i64>,
+    hanging: Arc<Notify>,
+    released: AtomicBool,
+}
+
+impl Recorder {
+    fn new(runner: &'static str) -> Self {
+        Self {
+            runner,
+            hang_at: None,
+            hanging: Arc::new(Notify::new()),
+            released: AtomicBool::new(false),
+        }
+    }
+}
+
+#[async_trait]
+impl Projection for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["recorder_events"]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
+        if event.event_type == "Poison" {
+            return Err(ApplyError::Malformed("this event cannot be applied".into()));
+        }
+        sqlx::query(
+            "INSERT INTO recorder_events (global_position, stream, runner) VALUES ($1, $2, $3)",
+        )
+        .bind(event.position.global_position)
+        .bind(&event.aggregate_id)
+        .bind(self.runner)
+        .execute(&mut *conn)
+        .await?;
+        if Some(event.sequence) == self.hang_at && !self.released.load(Ordering::SeqCst) {
+            self.hanging.notify_one();
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+async fn setup(pool: &PgPool) {
+    sqlx::query("CREATE TABLE recorder_events (global_position bigint PRIMARY KEY, stream text NOT NULL, runner text NOT NULL)")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Appends `count` events to stream `stream` (sequences 1..=count), one transaction each.
+async fn append(pool: &PgPool, stream: &str, count: i64, event_type: &str) {
+    let start: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_id = $1")
+            .bind(stream)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    for sequence in start + 1..=start + count {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('test', $1, $2, $3, '1.0', '{}', '{}')",
+        )
+        .bind(stream)
+        .bind(sequence)
+        .bind(event_type)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+async fn recorded(pool: &PgPool) -> Vec<(i64, String)> {
+    sqlx::query_as("SELECT global_position, runner FROM recorder_events ORDER BY global_position")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Polls until `check` holds, for at most ten seconds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn options(batch_size: i64) -> RunnerOptions {
+    RunnerOptions {
+        batch_size,
+        poll_interval: Duration::from_millis(50),
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_runner_killed_mid_batch_leaves_no_double_effect(pool: PgPool) {
+    setup(&pool).await;
+    append(&pool, "s", 50, "Tested").await;
+    e2e_tests::read_log(&pool, 50).await;
+    let mut hanging = Recorder::new("first");
+    hanging.hang_at = Some(25);
+    let hanging = Arc::new(hanging);
+    let signal = hanging.hanging.clone();
+    // The doomed runner has its own connections, as a process of its own would.
+    let process = sqlx::postgres::PgPoolOptions::new()
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let (_stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(runner::run(
+        process.clone(),
+        hanging.clone(),
+        options(10),
+        shutdown,
+    ));
+    signal.notified().await;
+    // Killed after applying events 21..=25 of its third batch, before committing it: the task
+    // stops and its connections close.
+    task.abort();
+    let _ = task.await;
+    process.close().await;
+    assert_eq!(
+        recorded(&pool).await.len(),
+        20,
+        "only committed batches are visible"
+    );
+
+    let position = runner::catch_up(&pool, &Recorder::new("second"), options(10))
+        .await
+        .unwrap();
+    let rows = recorded(&pool).await;
+    assert_eq!(rows.len(), 50, "every event applied exactly once");
+    assert_eq!(rows.last().unwrap().0, position.global_position);
+    assert!(
+        rows[..20].iter().all(|(_, r)| r == "first")
+            && rows[20..].iter().all(|(_, r)| r == "second")
+    );
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn of_two_runners_one_leads_and_the_other_takes_over_when_it_stops(pool: PgPool) {
+    setup(&pool).await;
+    let (stop_a, shutdown_a) = watch::channel(false);
+    let (stop_b, shutdown_b) = watch::channel(false);
+    let a = tokio::spawn(runner::run(
+        pool.clone(),
+        Arc::new(Recorder::new("a")),
+        options(100),
+        shutdown_a,
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b = tokio::spawn(runner::run(
+        pool.clone(),
+        Arc::new(Recorder::new("b")),
+        options(100),
+        shutdown_b,
+    ));
+
+    append(&pool, "s", 20, "Tested").await;
+    eventually("the leader applied the first events", || async {
+        recorded(&pool).await.len() == 20
+    })
+    .await;
+    assert!(
+        recorded(&pool).await.iter().all(|(_, r)| r == "a"),
+        "only the leader applies"
+    );
+
+    stop_a.send(true).unwrap();
+    a.await.unwrap().unwrap();
+    append(&pool, "s", 20, "Tested").await;
+    eventually("the standby took over", || async {
+        recorded(&pool).await.len() == 40
+    })
+    .await;
+    assert!(recorded(&pool).await[20..].iter().all(|(_, r)| r == "b"));
+
+    stop_b.send(true).unwrap();
+    b.await.unwrap().unwrap();
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_poison_event_stops_the_projection_with_an_error_naming_it(pool: PgPool) {
+    setup(&pool).await;
+    append(&pool, "s", 3, "Tested").await;
+    append(&pool, "s", 1, "Poison").await;
+    append(&pool, "s", 3, "Tested").await;
+    e2e_tests::read_log(&pool, 7).await;
+    let (_stop, shutdown) = watch::channel(false);
+    let err = runner::run(
+        pool.clone(),
+        Arc::new(Recorder::new("a")),
+        options(2),
+        shutdown,
+    )
+    .await
+    .unwrap_err();
+    match &err {
+        RunnerError::Poison {
+            event_type,
+            sequence,
+            aggregate_id,
+            reason,
+            ..
+        } => {
+            assert_eq!(
+                (event_type.as_str(), *sequence, aggregate_id.as_str()),
+                ("Poison", 4, "s")
+            );
+            assert!(reason.contains("cannot be applied"));
+        }
+        other => panic!("expected a poison error, got {other}"),
+    }
+    assert_eq!(
+        recorded(&pool).await.len(),
+        3,
+        "the events before it were applied, none after"
+    );
+    let state = status::all(&pool).await.unwrap();
+    let recorder = state.iter().find(|s| s.name == "recorder").unwrap();
+    assert_eq!(recorder.lag_events, 4);
+    assert!(recorder.last_error.as_deref().unwrap().contains("Poison"));
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_notification_wakes_an_idle_runner_long_before_its_poll(pool: PgPool) {
+    setup(&pool).await;
+    let (stop, shutdown) = watch::channel(false);
+    let slow_poll = RunnerOptions {
+        batch_size: 100,
+        poll_interval: Duration::from_secs(60),
+    };
+    let task = tokio::spawn(runner::run(
+        pool.clone(),
+        Arc::new(Recorder::new("a")),
+        slow_poll,
+        shutdown,
+    ));
+    append(&pool, "warmup", 1, "Tested").await;
+    eventually("the runner started", || async {
+        recorded(&pool).await.len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    append(&pool, "s", 1, "Tested").await;
+    eventually("the new event was applied", || async {
+        recorded(&pool).await.len() == 2
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn status_reports_position_and_lag(pool: PgPool) {
+    setup(&pool).await;
+    runner::catch_up(&pool, &Recorder::new("a"), options(100))
+        .await
+        .unwrap();
+    append(&pool, "s", 10, "Tested").await;
+    e2e_tests::read_log(&pool, 10).await;
+    let behind = status::all(&pool).await.unwrap();
+    assert_eq!(behind[0].lag_events, 10);
+    assert!(behind[0].lag_seconds >= 0.0);
+    let position = runner::catch_up(&pool, &Recorder::new("a"), options(100))
+        .await
+        .unwrap();
+    let caught_up = status::all(&pool).await.unwrap();
+    assert_eq!(
+        (caught_up[0].lag_events, caught_up[0].position),
+        (0, position)
+    );
+    assert_eq!(caught_up[0].lag_seconds, 0.0);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn rebuilds_give_the_same_rows_as_incremental_catch_up(pool: PgPool) {
+    setup(&pool).await;
+    append(&pool, "a", 30, "Tested").await;
+    append(&pool, "b", 30, "Tested").await;
+    e2e_tests::read_log(&pool, 60).await;
+    let recorder = Recorder::new("r");
+    let incremental_position = runner::catch_up(&pool, &recorder, options(7))
+        .await
+        .unwrap();
+    let incremental = recorded(&pool).await;
+
+    let fresh_position = rebuild::into_fresh_tables(&pool, &recorder, options(13))
+        .await
+        .unwrap();
+    assert_eq!(fresh_position, incremental_position);
+    assert_eq!(recorded(&pool).await, incremental);
+
+    let in_place_position = rebuild::in_place(&pool, &recorder, options(1000))
+        .await
+        .unwrap();
+    assert_eq!(in_place_position, incremental_position);
+    assert_eq!(recorded(&pool).await, incremental);
+    let leftovers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rebuild_%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(leftovers, 0);
+}
