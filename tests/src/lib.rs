@@ -201,3 +201,20 @@ pub async fn stream_length(pool: &sqlx::PgPool, stream: &str) -> i64 {
         .await
         .expect("counting events")
 }
+
+/// Brings a projection up to every event committed so far: waits until the log reader may take
+/// them all (see [`read_log`]), then catches up.
+pub async fn project(pool: &sqlx::PgPool, projection: &dyn projections::Projection) {
+    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .expect("counting events");
+    read_log(pool, committed as usize).await;
+    projections::runner::catch_up(
+        pool,
+        projection,
+        projections::runner::RunnerOptions::default(),
+    )
+    .await
+    .expect("catching up");
+}

@@ -1,1 +1,15 @@
-//! The read models, one module each.
+//! The read models, one module each. [`all`] lists every projection the service runs.
+
+pub mod catalog;
+pub mod consent;
+
+use crate::Projection;
+use std::sync::Arc;
+
+/// Every read model, in the order a full rebuild runs them.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(catalog::CatalogProjection),
+        Arc::new(consent::ConsentProjection),
+    ]
+}

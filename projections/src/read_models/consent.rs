@@ -1,0 +1,306 @@
+//! Consent state: the current data sharing consent of each customer x learner x course key (or
+//! program), and the answer edX's consent API gives (`exists`, `consent_provided`,
+//! `consent_required`).
+//!
+//! edX's rules (`consent/mixins.py`):
+//! - `consent_required`: not granted, and the customer enforces consent `at_enrollment` (consent
+//!   enabled and not `externally_managed`), and one of the customer's catalogs contains the
+//!   course. `externally_managed` never requires it here.
+//! - `exists`: a consent record exists, or the learner has an enterprise enrollment in the course.
+//! - A course-run id resolves to its course key: one course-level record answers every run.
+//! - A program is granted when every course in it is granted, exists when any course's record
+//!   exists, and requires consent when any course requires it (edX's `ProxyDataSharingConsent`).
+//!   A program whose courses are unknown is neither granted nor required.
+//! - An unknown customer: nothing exists, nothing is provided, nothing is required.
+
+use crate::projection::{decode, ApplyError, Projection};
+use async_trait::async_trait;
+use domain::consent::{ConsentEvent, ConsentSubject};
+use domain::content::{ContentEvent, ContentMetadata, ContentType};
+use domain::customer::{ConsentEnforcement, ConsentPolicy, CustomerEvent};
+use domain::enrollment::EnrollmentEvent;
+use domain::ids::{course_key_of_run, CourseKey, CustomerId, LearnerId};
+use sqlx::{PgConnection, PgPool};
+use store::log::LoggedEvent;
+use uuid::Uuid;
+
+/// The consent read model.
+pub struct ConsentProjection;
+
+#[async_trait]
+impl Projection for ConsentProjection {
+    fn name(&self) -> &'static str {
+        "consent"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "consent_records",
+            "consent_customers",
+            "consent_enrollments",
+            "consent_programs",
+        ]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
+        match event.aggregate_type.as_str() {
+            "consent" => apply_consent(conn, decode(event)?, event).await,
+            "customer" => apply_customer(conn, decode(event)?).await,
+            "enrollment" => apply_enrollment(conn, decode(event)?).await,
+            "content_item" => apply_content(conn, decode(event)?).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn apply_consent(
+    conn: &mut PgConnection,
+    event: ConsentEvent,
+    logged: &LoggedEvent,
+) -> Result<(), ApplyError> {
+    let (customer_id, learner_id, subject, source, granted) = match event {
+        ConsentEvent::ConsentGranted {
+            customer_id,
+            learner_id,
+            subject,
+            source,
+        } => (customer_id, learner_id, subject, source, true),
+        ConsentEvent::ConsentDeclined {
+            customer_id,
+            learner_id,
+            subject,
+            source,
+        }
+        | ConsentEvent::ConsentRevoked {
+            customer_id,
+            learner_id,
+            subject,
+            source,
+        } => (customer_id, learner_id, subject, source, false),
+    };
+    let (subject_type, subject_key) = subject_parts(&subject);
+    let source = serde_json::to_value(source)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO consent_records
+                (customer_id, learner_id, subject_type, subject_key, granted, source, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (customer_id, learner_id, subject_type, subject_key) DO UPDATE
+            SET granted = EXCLUDED.granted, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(customer_id.0)
+    .bind(learner_id.0)
+    .bind(subject_type)
+    .bind(subject_key)
+    .bind(granted)
+    .bind(source)
+    .bind(logged.recorded_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn subject_parts(subject: &ConsentSubject) -> (&'static str, String) {
+    match subject {
+        ConsentSubject::Course(key) => ("course", key.0.clone()),
+        ConsentSubject::Program(uuid) => ("program", uuid.to_string()),
+    }
+}
+
+async fn apply_customer(conn: &mut PgConnection, event: CustomerEvent) -> Result<(), ApplyError> {
+    let (customer_id, policy) = match event {
+        CustomerEvent::CustomerCreated {
+            customer_id,
+            consent,
+            ..
+        } => (customer_id, consent),
+        CustomerEvent::CustomerUpdated {
+            customer_id,
+            consent: Some(consent),
+            ..
+        } => (customer_id, consent),
+        _ => return Ok(()),
+    };
+    sqlx::query(
+        "INSERT INTO consent_customers
+                (customer_id, enable_data_sharing_consent, enforce_data_sharing_consent)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (customer_id) DO UPDATE
+            SET enable_data_sharing_consent = EXCLUDED.enable_data_sharing_consent,
+                enforce_data_sharing_consent = EXCLUDED.enforce_data_sharing_consent",
+    )
+    .bind(customer_id.0)
+    .bind(policy.enable_data_sharing_consent)
+    .bind(enforcement_name(policy))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn enforcement_name(policy: ConsentPolicy) -> &'static str {
+    match policy.enforce_data_sharing_consent {
+        ConsentEnforcement::AtEnrollment => "at_enrollment",
+        ConsentEnforcement::ExternallyManaged => "externally_managed",
+    }
+}
+
+async fn apply_enrollment(
+    conn: &mut PgConnection,
+    event: EnrollmentEvent,
+) -> Result<(), ApplyError> {
+    let EnrollmentEvent::Enrolled {
+        customer_id,
+        learner_id,
+        course_run_id,
+        ..
+    } = event
+    else {
+        return Ok(());
+    };
+    let course_key = course_key_of_run(&course_run_id.0).map_or(course_run_id.0, |k| k.0);
+    sqlx::query(
+        "INSERT INTO consent_enrollments (customer_id, learner_id, course_key) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(customer_id.0)
+    .bind(learner_id.0)
+    .bind(course_key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn apply_content(conn: &mut PgConnection, event: ContentEvent) -> Result<(), ApplyError> {
+    let metadata: ContentMetadata = match event {
+        ContentEvent::ContentPublished { metadata } | ContentEvent::ContentUpdated { metadata } => {
+            metadata
+        }
+        ContentEvent::ContentRetired { .. } => return Ok(()),
+    };
+    if metadata.content_type != ContentType::Program {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO consent_programs (program_uuid, course_keys) VALUES ($1, $2)
+         ON CONFLICT (program_uuid) DO UPDATE SET course_keys = EXCLUDED.course_keys",
+    )
+    .bind(&metadata.key)
+    .bind(serde_json::json!(course_keys(
+        &metadata.program_course_keys
+    )))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A program's courses as course keys (discovery sometimes lists run ids), without repeats.
+fn course_keys(keys: &[String]) -> Vec<String> {
+    let mut courses: Vec<String> = keys
+        .iter()
+        .map(|k| course_key_of_run(k).map_or_else(|| k.clone(), |c| c.0))
+        .collect();
+    courses.sort();
+    courses.dedup();
+    courses
+}
+
+/// What the consent API is asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentQuery {
+    /// A course key or a course-run id (resolved to its course key).
+    Course(String),
+    Program(Uuid),
+}
+
+/// edX's serialized consent answer, without the echoed request parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConsentAnswer {
+    pub exists: bool,
+    pub consent_provided: bool,
+    pub consent_required: bool,
+}
+
+/// The consent answer for a customer x learner x course or program (see the module doc).
+pub async fn answer(
+    pool: &PgPool,
+    customer: CustomerId,
+    learner: LearnerId,
+    query: &ConsentQuery,
+) -> Result<ConsentAnswer, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let policy: Option<(bool, String)> = sqlx::query_as(
+        "SELECT enable_data_sharing_consent, enforce_data_sharing_consent
+           FROM consent_customers WHERE customer_id = $1",
+    )
+    .bind(customer.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((enabled, enforce)) = policy else {
+        return Ok(ConsentAnswer::default());
+    };
+    let enforces = enabled && enforce == "at_enrollment";
+    match query {
+        ConsentQuery::Course(course_id) => {
+            let key = course_key_of_run(course_id).unwrap_or_else(|| CourseKey(course_id.clone()));
+            course_answer(&mut conn, customer, learner, &key.0, enforces).await
+        }
+        ConsentQuery::Program(uuid) => {
+            let keys: Option<serde_json::Value> = sqlx::query_scalar(
+                "SELECT course_keys FROM consent_programs WHERE program_uuid = $1",
+            )
+            .bind(uuid.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let keys: Vec<String> = keys
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            if keys.is_empty() {
+                return Ok(ConsentAnswer::default());
+            }
+            let mut program = ConsentAnswer {
+                exists: false,
+                consent_provided: true,
+                consent_required: false,
+            };
+            for key in &keys {
+                let child = course_answer(&mut conn, customer, learner, key, enforces).await?;
+                program.exists |= child.exists;
+                program.consent_provided &= child.consent_provided;
+                program.consent_required |= child.consent_required;
+            }
+            Ok(program)
+        }
+    }
+}
+
+async fn course_answer(
+    conn: &mut PgConnection,
+    customer: CustomerId,
+    learner: LearnerId,
+    course_key: &str,
+    enforces: bool,
+) -> Result<ConsentAnswer, sqlx::Error> {
+    let (record, enrolled): (Option<bool>, bool) = sqlx::query_as(
+        "SELECT (SELECT granted FROM consent_records
+                  WHERE customer_id = $1 AND learner_id = $2
+                    AND subject_type = 'course' AND subject_key = $3),
+                EXISTS (SELECT 1 FROM consent_enrollments
+                         WHERE customer_id = $1 AND learner_id = $2 AND course_key = $3)",
+    )
+    .bind(customer.0)
+    .bind(learner.0)
+    .bind(course_key)
+    .fetch_one(&mut *conn)
+    .await?;
+    let granted = record == Some(true);
+    let required = !granted
+        && enforces
+        && super::catalog::customer_contains_course(&mut *conn, customer.0, course_key).await?;
+    Ok(ConsentAnswer {
+        exists: record.is_some() || enrolled,
+        consent_provided: granted,
+        consent_required: required,
+    })
+}
