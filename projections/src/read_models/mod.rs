@@ -2,6 +2,8 @@
 
 pub mod catalog;
 pub mod consent;
+pub mod enrollments;
+pub mod learners;
 
 use crate::Projection;
 use std::sync::Arc;
