@@ -20,12 +20,33 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Run the HTTP API. Without any role flag, the process runs every role.
+    #[arg(long)]
+    pub api: bool,
+
+    /// Run the projection runners that keep the read models up to date (one leader per
+    /// projection across all processes; the others stand by).
+    #[arg(long)]
+    pub projections: bool,
+
     /// Address the HTTP server listens on.
     #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Config {
+    /// Whether this process runs the HTTP API.
+    pub fn runs_api(&self) -> bool {
+        self.api || !self.projections
+    }
+
+    /// Whether this process runs the projection runners.
+    pub fn runs_projections(&self) -> bool {
+        self.projections || !self.api
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +71,20 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Config::command().debug_assert();
+    }
+
+    #[test]
+    fn every_role_runs_unless_some_are_chosen() {
+        let parse = |flags: &[&str]| {
+            let mut args = vec!["enterprise-service", "--database-url", "x"];
+            args.extend_from_slice(flags);
+            let config = Config::try_parse_from(args).unwrap();
+            (config.runs_api(), config.runs_projections())
+        };
+        assert_eq!(parse(&[]), (true, true));
+        assert_eq!(parse(&["--api"]), (true, false));
+        assert_eq!(parse(&["--projections"]), (false, true));
+        assert_eq!(parse(&["--api", "--projections"]), (true, true));
     }
 
     #[test]

@@ -34,13 +34,25 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The process can serve: the database answers.
+/// The process can serve: the database answers. The answer also shows how far each read model
+/// is behind the log, and the error that stopped one, if any.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
-        Ok(_) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "database": "ok"})),
-        ),
+    match projections::status::all(&state.pool).await {
+        Ok(statuses) => {
+            let projections: Vec<Value> = statuses
+                .iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name,
+                        "lag_events": s.lag_events,
+                        "lag_seconds": s.lag_seconds,
+                        "last_error": s.last_error,
+                    })
+                })
+                .collect();
+            let body = json!({"status": "ready", "database": "ok", "projections": projections});
+            (StatusCode::OK, Json(body))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
             (

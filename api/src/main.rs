@@ -1,10 +1,13 @@
-//! The service binary: configuration, logging, database, migrations, HTTP, graceful shutdown.
+//! The service binary: configuration, logging, database, migrations, then the roles it was
+//! asked for (HTTP API, projection runners) until SIGTERM or Ctrl-C.
 
 use api::config::{Command, Config, LogFormat};
 use api::{app, AppState};
 use clap::Parser;
+use projections::runner::{self, RunnerOptions};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -27,27 +30,66 @@ async fn run(config: Config) -> Result<(), String> {
     store::db::migrate(&pool)
         .await
         .map_err(|e| format!("database migration failed: {e}"))?;
-    match config.command {
-        Some(Command::Migrate) => {
-            tracing::info!("migrations applied");
-            Ok(())
-        }
-        Some(Command::Serve) | None => serve(pool, config.bind).await,
+    if let Some(Command::Migrate) = config.command {
+        tracing::info!("migrations applied");
+        return Ok(());
     }
+
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut runners = Vec::new();
+    if config.runs_projections() {
+        for projection in projections::read_models::all() {
+            let name = projection.name();
+            let runner = runner::run(
+                pool.clone(),
+                projection,
+                RunnerOptions::default(),
+                shutdown.clone(),
+            );
+            runners.push(tokio::spawn(async move {
+                if let Err(e) = runner.await {
+                    tracing::error!(projection = name, error = %e, "projection runner stopped");
+                }
+            }));
+        }
+        tracing::info!(count = runners.len(), "projection runners started");
+    }
+    let served = if config.runs_api() {
+        serve(pool, config.bind, shutdown.clone()).await
+    } else {
+        let mut shutdown = shutdown.clone();
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+        Ok(())
+    };
+    for runner in runners {
+        let _ = runner.await;
+    }
+    served
 }
 
-async fn serve(pool: sqlx::PgPool, bind: SocketAddr) -> Result<(), String> {
+async fn serve(
+    pool: sqlx::PgPool,
+    bind: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     tracing::info!(%bind, "serving");
     axum::serve(listener, app(AppState { pool }))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+        })
         .await
         .map_err(|e| format!("server error: {e}"))
 }
 
-/// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish before the server stops.
+/// Resolves on SIGTERM or Ctrl-C. In-flight requests then finish, and runners end after their
+/// current batch, before the process exits.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -13,5 +13,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(catalog::CatalogProjection),
         Arc::new(consent::ConsentProjection),
+        Arc::new(learners::Learners),
+        Arc::new(enrollments::Enrollments),
     ]
 }
