@@ -26,9 +26,15 @@ CREATE TABLE events (
 -- The global log reader's order and range scans.
 CREATE INDEX events_log_order ON events (transaction_id, global_position);
 
--- Idempotency: a command's key is in the metadata of the events it appended.
-CREATE INDEX events_idempotency_key ON events ((metadata ->> 'idempotency_key'))
+-- Idempotency: a command's key is in the metadata of the events it appended, looked up within
+-- the stream the command addresses.
+CREATE INDEX events_idempotency_key
+    ON events (aggregate_type, aggregate_id, (metadata ->> 'idempotency_key'))
     WHERE metadata ? 'idempotency_key';
+
+-- The slug registry finds the slugs a customer claimed, to release those it no longer uses.
+CREATE INDEX events_slug_claims ON events ((payload -> 'SlugClaimed' ->> 'customer_id'))
+    WHERE event_type = 'SlugClaimed';
 
 -- Redemption finds a coupon by one of its codes, straight from the log.
 CREATE INDEX events_coupon_codes ON events USING gin ((payload -> 'CouponCreated' -> 'codes'))

@@ -45,15 +45,27 @@ pub fn hex_colour(field: &'static str, value: &str) -> Result<(), Invalid> {
     }
 }
 
-/// An absolute http(s) URL without whitespace.
+/// An absolute http(s) URL without whitespace and without credentials in it (`user:pass@`):
+/// URLs end up in events, which keep what they are given forever.
 pub fn url(field: &'static str, value: &str) -> Result<(), Invalid> {
     let rest = value
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !value.chars().any(char::is_whitespace) => Ok(()),
-        _ => Err(Invalid::new(field, "must be an absolute http(s) URL")),
+    let Some(rest) = rest.filter(|r| !r.is_empty() && !value.chars().any(char::is_whitespace))
+    else {
+        return Err(Invalid::new(field, "must be an absolute http(s) URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(Invalid::new(field, "must be an absolute http(s) URL"));
     }
+    if authority.contains('@') {
+        return Err(Invalid::new(
+            field,
+            "must not carry credentials: store them as secrets",
+        ));
+    }
+    Ok(())
 }
 
 /// A course key or course-run id: 1 to 255 characters, no whitespace.
@@ -94,6 +106,13 @@ mod tests {
         assert!(url("u", "ftp://example.com").is_err());
         assert!(url("u", "https://").is_err());
         assert!(url("u", "https://a b").is_err());
+        assert!(url("u", "https://example.com/path?q=a@b").is_ok());
+        assert_eq!(
+            url("u", "https://key:secret@lrs.example.com/xapi")
+                .unwrap_err()
+                .reason,
+            "must not carry credentials: store them as secrets"
+        );
     }
 
     #[test]

@@ -9,8 +9,7 @@
 //!   released, and a standby's next attempt takes it. Even two runners at once (a standby taking
 //!   over while the old leader's last batch is in flight) apply nothing twice: both lock the
 //!   checkpoint row, and the second finds it moved.
-//! - Woken by LISTEN/NOTIFY (a trigger on `events` notifies after each commit), polling as the
-//!   fallback.
+//! - Woken by LISTEN/NOTIFY (the event store notifies after commits), polling as the fallback.
 //! - A poison event (one the projection cannot apply) stops the projection with an error naming
 //!   the event; it is never skipped. Connection trouble is retried instead.
 

@@ -19,6 +19,7 @@ use postgres_es::PostgresEventRepository;
 use rand::Rng;
 use sqlx::PgPool;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Attempts per command before a conflict is reported to the caller.
 const MAX_ATTEMPTS: u32 = 16;
@@ -40,11 +41,17 @@ pub struct Appended {
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    wake_readers: Option<mpsc::Sender<()>>,
 }
 
 impl EventStore {
+    /// A store on `pool`. Inside a tokio runtime it also starts the task that wakes log readers
+    /// after commits (see [`wake_readers`]).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        let wake_readers = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|_| wake_readers(pool.clone()));
+        Self { pool, wake_readers }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -91,13 +98,20 @@ impl EventStore {
                 .map_err(Failure::from_aggregate)?;
             let sequence = context.current_sequence as i64;
             let sink = EventSink::default();
-            context
+            let decided = context
                 .aggregate
                 .handle(command.clone(), services, &sink)
-                .await
-                .map_err(CommandError::Domain)?;
+                .await;
             let events = sink.collect().await;
-            if events.is_empty() {
+            if decided.is_err() || events.is_empty() {
+                // A repeat of a keyed command that committed meanwhile sees its effect and would
+                // answer "refused" or "nothing to do": it gets the first outcome instead.
+                if let Some(key) = &metadata.idempotency_key {
+                    if let Some(done) = self.handled_before::<A>(stream_id, key).await? {
+                        return Ok(done);
+                    }
+                }
+                decided.map_err(CommandError::Domain)?;
                 return Ok(Appended {
                     sequence,
                     position: None,
@@ -108,6 +122,10 @@ impl EventStore {
             let event_types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
             match store.commit(events, context, metadata.to_map()).await {
                 Ok(committed) => {
+                    if let Some(wake) = &self.wake_readers {
+                        // Full means a wake-up is already pending: this commit rides on it.
+                        let _ = wake.try_send(());
+                    }
                     let last = committed.last().map_or(sequence, |e| e.sequence as i64);
                     let position = self.position_of::<A>(stream_id, last).await?;
                     return Ok(Appended {
@@ -159,8 +177,8 @@ impl EventStore {
     ) -> Result<Option<Appended>, Failure> {
         let rows: Vec<(i64, i64, String)> = sqlx::query_as(
             "SELECT sequence, global_position, event_type FROM events
-              WHERE metadata ->> 'idempotency_key' = $3
-                AND aggregate_type = $1 AND aggregate_id = $2
+              WHERE aggregate_type = $1 AND aggregate_id = $2
+                AND metadata ? 'idempotency_key' AND metadata ->> 'idempotency_key' = $3
               ORDER BY sequence",
         )
         .bind(A::TYPE)
@@ -180,7 +198,30 @@ impl EventStore {
     }
 }
 
-/// Jittered exponential backoff: up to 1, 2, 4 ... 64 ms, so racing writers spread out.
+/// Starts the task that tells log readers (`LISTEN events`) that something was committed.
+///
+/// A NOTIFY inside the appending transaction would make every commit take PostgreSQL's global
+/// notification lock, serializing commits across the server. Instead, commits only signal this
+/// task, which sends one NOTIFY of its own for however many commits arrived meanwhile, at most
+/// one every 2 ms. Readers also poll, so a lost wake-up only delays them. The task ends when
+/// the last clone of the store is dropped.
+fn wake_readers(pool: PgPool) -> mpsc::Sender<()> {
+    let (sender, mut commits) = mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        while commits.recv().await.is_some() {
+            if let Err(e) = sqlx::query("SELECT pg_notify('events', '')")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "could not notify log readers");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    sender
+}
+
+/// Jittered exponential backoff: up to 2, 4, 8 ... 64 ms, so racing writers spread out.
 fn backoff(attempt: u32) -> Duration {
     let ceiling = 1u64 << attempt.min(6);
     Duration::from_micros(rand::thread_rng().gen_range(0..=ceiling * 1000))

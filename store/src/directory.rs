@@ -57,8 +57,24 @@ pub enum DirectoryError {
     EmailTaken,
     #[error("SSO id for provider '{0}' belongs to another learner")]
     SsoIdTaken(String),
+    #[error("another request registered the same LMS user at the same moment")]
+    ConcurrentRegistration,
     #[error(transparent)]
     Store(#[from] Failure),
+}
+
+impl DirectoryError {
+    pub fn kind(&self) -> crate::error::FailureKind {
+        use crate::error::FailureKind;
+        match self {
+            Self::Invalid(_) => FailureKind::Validation,
+            Self::UsernameTaken(_)
+            | Self::EmailTaken
+            | Self::SsoIdTaken(_)
+            | Self::ConcurrentRegistration => FailureKind::Conflict,
+            Self::Store(f) => f.kind(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for DirectoryError {
@@ -68,6 +84,7 @@ impl From<sqlx::Error> for DirectoryError {
                 Some("learners_username_key") => return Self::UsernameTaken(String::new()),
                 Some("learners_email_key") => return Self::EmailTaken,
                 Some("learner_sso_ids_remote_id_key") => return Self::SsoIdTaken(String::new()),
+                Some("learners_lms_user_id_key") => return Self::ConcurrentRegistration,
                 _ => {}
             }
         }
@@ -92,8 +109,17 @@ pub fn email_domain(email: &str) -> Option<String> {
 }
 
 /// Records a learner the LMS reports (created or changed), keyed by LMS user id. A learner
-/// invited earlier by the same email keeps the learner id the invitation allocated.
+/// invited earlier by the same email keeps the learner id the invitation allocated. The LMS
+/// reports on registration and on login, so two reports of one new user can race: the loser
+/// finds the winner's row and updates it.
 pub async fn register(pool: &PgPool, user: &LmsUser) -> Result<Registered, DirectoryError> {
+    match register_once(pool, user).await {
+        Err(DirectoryError::ConcurrentRegistration) => register_once(pool, user).await,
+        outcome => outcome,
+    }
+}
+
+async fn register_once(pool: &PgPool, user: &LmsUser) -> Result<Registered, DirectoryError> {
     check_email(&user.email)?;
     domain::validate::text("username", &user.username, 150)?;
     let mut tx = pool.begin().await.map_err(Failure::from_sqlx)?;
@@ -270,8 +296,9 @@ pub async fn sso_id(
     .await?)
 }
 
-/// Erases a learner's personal data (retirement). The learner id stays, so the log still
-/// replays; it no longer leads to a person. Returns false for an unknown learner.
+/// Erases a learner's personal data (retirement): LMS user id, username, email and SSO ids. The
+/// learner id stays, so the log still replays; it no longer leads to a person. Returns false
+/// for an unknown learner.
 pub async fn erase(pool: &PgPool, learner: LearnerId) -> Result<bool, Failure> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM learner_sso_ids WHERE learner_id = $1")
@@ -279,7 +306,8 @@ pub async fn erase(pool: &PgPool, learner: LearnerId) -> Result<bool, Failure> {
         .execute(&mut *tx)
         .await?;
     let erased = sqlx::query(
-        "UPDATE learners SET username = NULL, email = NULL, erased_at = now(), updated_at = now()
+        "UPDATE learners
+            SET lms_user_id = NULL, username = NULL, email = NULL, erased_at = now(), updated_at = now()
           WHERE learner_id = $1",
     )
     .bind(learner.0)

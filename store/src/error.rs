@@ -27,15 +27,32 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// Classifies a database error: connection trouble is `Unavailable`, the rest `Unexpected`.
+    /// Classifies a database error: connection trouble and a server that is shutting down,
+    /// out of resources or cancelling statements is `Unavailable`; a serialization failure or
+    /// deadlock is a `Conflict` (worth retrying); the rest is `Unexpected`.
     pub fn from_sqlx(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(err.to_string()),
-            other => Self::Unexpected(other.to_string()),
+        let code = err
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned());
+        match (&err, code.as_deref()) {
+            (
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+                _,
+            ) => Self::Unavailable(err.to_string()),
+            // Class 08: connection exception; 53: insufficient resources; 57: operator
+            // intervention (shutdown, crash recovery, statement timeout).
+            (_, Some(code))
+                if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") =>
+            {
+                Self::Unavailable(err.to_string())
+            }
+            (_, Some("40001" | "40P01")) => Self::Conflict { attempts: 1 },
+            _ => Self::Unexpected(err.to_string()),
         }
     }
 

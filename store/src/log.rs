@@ -57,12 +57,16 @@ pub async fn read_after<'e>(
     limit: i64,
 ) -> Result<Vec<LoggedEvent>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT transaction_id::text::bigint, global_position, aggregate_type, aggregate_id,
-                sequence, event_type, event_version, payload, metadata, recorded_at
-           FROM events
-          WHERE (transaction_id, global_position) > ($1::bigint::text::xid8, $2)
-            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id, global_position
+        // The ORDER BY names the table's columns: a bare `transaction_id` would bind to the
+        // output column (its text-to-bigint cast) and sort the whole table instead of walking
+        // the (transaction_id, global_position) index.
+        "SELECT e.transaction_id::text::bigint, e.global_position, e.aggregate_type,
+                e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata,
+                e.recorded_at
+           FROM events e
+          WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
+            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY e.transaction_id, e.global_position
           LIMIT $3",
     )
     .bind(after.transaction_id)
@@ -80,10 +84,10 @@ pub async fn read_after<'e>(
 /// The position of the newest event a reader may take now: how far the log reaches.
 pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<LogPosition, sqlx::Error> {
     let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT transaction_id::text::bigint, global_position
-           FROM events
-          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id DESC, global_position DESC
+        "SELECT e.transaction_id::text::bigint, e.global_position
+           FROM events e
+          WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY e.transaction_id DESC, e.global_position DESC
           LIMIT 1",
     )
     .fetch_optional(executor)

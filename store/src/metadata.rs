@@ -9,7 +9,9 @@ use uuid::Uuid;
 /// Who and why, for one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandMetadata {
-    /// The authenticated principal (a username, a service name such as `lms_service`).
+    /// The authenticated principal, pseudonymous: a learner id, an administrator's id or a
+    /// service name such as `lms_service`. Never a username or an email: the log is permanent
+    /// and erasure does not reach it.
     pub actor: String,
     /// Shared by every command done for one request or one process.
     pub correlation_id: Uuid,

@@ -35,6 +35,16 @@ pub enum SecretError {
     Store(#[from] Failure),
 }
 
+impl SecretError {
+    pub fn kind(&self) -> crate::error::FailureKind {
+        match self {
+            Self::NotFound(_) => crate::error::FailureKind::NotFound,
+            Self::Undecryptable(_) => crate::error::FailureKind::Internal,
+            Self::Store(f) => f.kind(),
+        }
+    }
+}
+
 impl SecretBox {
     /// A box for the 32-byte key given as 64 hexadecimal characters (`SECRETS_KEY`).
     pub fn from_hex(key_hex: &str) -> Result<Self, Invalid> {

@@ -109,18 +109,23 @@ impl World {
         }
     }
 
-    /// Registers a learner with the LMS user id `n`.
+    /// Registers a learner with the LMS user id `n` and links them to the world's customer.
     pub async fn learner(&self, n: i64) -> LearnerId {
+        let email = format!("learner{n}@example.com");
         let user = store::directory::LmsUser {
             lms_user_id: n,
             username: format!("learner{n}"),
-            email: format!("learner{n}@example.com"),
+            email: email.clone(),
             sso_ids: Vec::new(),
         };
-        store::services::learners::register(&self.store, &user, &meta())
+        let learner = store::services::learners::register(&self.store, &user, &meta())
             .await
             .expect("registering a learner")
-            .learner_id
+            .learner_id;
+        store::services::learners::link_by_email(&self.store, self.customer, &email, &meta())
+            .await
+            .expect("linking the learner");
+        learner
     }
 
     /// Creates a coupon of `count` codes on the world's catalog and returns its codes.
@@ -162,10 +167,8 @@ impl World {
         store::services::redemption::RedeemRequest {
             code: code.to_string(),
             learner_id: learner,
-            email_domain: Some("example.com".into()),
             course_run_id: domain::ids::CourseRunId(RUN.into()),
             mode: domain::course_mode::CourseMode::Verified,
-            at: chrono::Utc::now(),
         }
     }
 }

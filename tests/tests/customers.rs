@@ -107,3 +107,85 @@ async fn a_malformed_slug_is_a_validation_error_on_the_slug_field(pool: PgPool) 
         .unwrap();
     assert_eq!(count, 0);
 }
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn concurrent_identical_creations_keep_the_slug_held(pool: PgPool) {
+    let store = std::sync::Arc::new(EventStore::new(pool));
+    let a = customer();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move { execute(&store, a, create(a, "acme"), &meta()).await });
+    }
+    let mut created = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        created += usize::from(outcome.unwrap().is_ok());
+    }
+    assert_eq!(created, 1);
+    let b = customer();
+    let err = execute(&store, b, create(b, "acme"), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        FailureKind::Conflict,
+        "the slug must still be held: {err}"
+    );
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_refused_creation_with_an_idempotency_key_still_releases_its_slug(pool: PgPool) {
+    let store = EventStore::new(pool);
+    let (a, b) = (customer(), customer());
+    let mut bad = create(a, "acme");
+    if let CustomerCommand::CreateCustomer { name, .. } = &mut bad {
+        name.clear();
+    }
+    let keyed = meta().with_idempotency_key("create-acme").unwrap();
+    execute(&store, a, bad, &keyed).await.unwrap_err();
+    execute(&store, b, create(b, "acme"), &meta())
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn racing_renames_leave_only_the_final_slug_held(pool: PgPool) {
+    let store = std::sync::Arc::new(EventStore::new(pool));
+    let a = customer();
+    execute(&store, a, create(a, "origin"), &meta())
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for slug in ["first", "second", "third"] {
+        let store = store.clone();
+        tasks.spawn(async move { execute(&store, a, rename(slug), &meta()).await });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        outcome.unwrap().unwrap();
+    }
+    let (renamed, _) = store
+        .load::<Customer>(&customer_stream_id(a))
+        .await
+        .unwrap();
+    for slug in ["origin", "first", "second", "third"] {
+        let probe = customer();
+        let outcome = execute(&store, probe, create(probe, slug), &meta()).await;
+        assert_eq!(
+            outcome.is_ok(),
+            slug != renamed.slug(),
+            "{slug}: only the customer's slug stays held"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_create_addressed_to_another_customer_is_refused(pool: PgPool) {
+    let store = EventStore::new(pool);
+    let (a, b) = (customer(), customer());
+    let err = execute(&store, a, create(b, "acme"), &meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CustomerServiceError::Customer(CommandError::Domain(CustomerError::Invalid(ref i))) if i.field == "customer_id")
+    );
+}

@@ -157,7 +157,10 @@ async fn erasure_blanks_personal_data_and_the_log_still_loads(pool: PgPool) {
         .unwrap();
     assert!(directory::erase(&pool, learner).await.unwrap());
     let record = directory::find(&pool, learner).await.unwrap().unwrap();
-    assert_eq!((record.username, record.email), (None, None));
+    assert_eq!(
+        (record.lms_user_id, record.username, record.email),
+        (None, None, None)
+    );
     assert_eq!(
         directory::sso_id(&pool, learner, "acme-idp").await.unwrap(),
         None
@@ -166,4 +169,21 @@ async fn erasure_blanks_personal_data_and_the_log_still_loads(pool: PgPool) {
         memberships(&store, learner).await.active_customer(),
         Some(a)
     );
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn concurrent_reports_of_one_new_lms_user_give_one_learner(pool: PgPool) {
+    let store = std::sync::Arc::new(EventStore::new(pool.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            learners::register(&store, &user(77, "race@example.com"), &meta()).await
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    while let Some(outcome) = tasks.join_next().await {
+        ids.insert(outcome.unwrap().expect("every report succeeds").learner_id);
+    }
+    assert_eq!(ids.len(), 1);
 }

@@ -235,3 +235,139 @@ async fn unknown_codes_and_runs_outside_the_catalog_are_refused(pool: PgPool) {
         "{err}"
     );
 }
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn redeeming_the_same_code_again_after_enrolling_never_reverses_it(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_not_required()).await;
+    let code = world.coupon(CouponUsage::SingleUse, 1).await.remove(0);
+    let learner = world.learner(11).await;
+    let first = redeem(
+        &world.store,
+        &coupon_services(),
+        world.redeem_request(&code, learner),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    // The same code again, now asking for audit: answered as done, nothing reversed or written.
+    let mut audit = world.redeem_request(&code, learner);
+    audit.mode = domain::course_mode::CourseMode::Audit;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let again = redeem(&world.store, &coupon_services(), audit, &meta())
+        .await
+        .unwrap();
+    assert_eq!(again.redemption_id, first.redemption_id);
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    let other = world.learner(12).await;
+    let err = redeem(
+        &world.store,
+        &coupon_services(),
+        world.redeem_request(&code, other),
+        &meta(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        FailureKind::Conflict,
+        "the single use is still spent: {err}"
+    );
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_code_is_not_spent_on_an_enrollment_that_already_holds(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_not_required()).await;
+    let codes = world.coupon(CouponUsage::SingleUse, 2).await;
+    let learner = world.learner(13).await;
+    redeem(
+        &world.store,
+        &coupon_services(),
+        world.redeem_request(&codes[0], learner),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let err = redeem(
+        &world.store,
+        &coupon_services(),
+        world.redeem_request(&codes[1], learner),
+        &meta(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RedemptionError::AlreadyEnrolled), "{err}");
+    let redemptions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'CodeRedeemed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(redemptions, 1);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_learner_not_linked_to_the_customer_is_refused(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_not_required()).await;
+    let code = world.coupon(CouponUsage::SingleUse, 1).await.remove(0);
+    let stranger = store::services::learners::register(
+        &world.store,
+        &store::directory::LmsUser {
+            lms_user_id: 99,
+            username: "stranger".into(),
+            email: "stranger@example.org".into(),
+            sso_ids: Vec::new(),
+        },
+        &meta(),
+    )
+    .await
+    .unwrap()
+    .learner_id;
+    let err = redeem(
+        &world.store,
+        &coupon_services(),
+        world.redeem_request(&code, stranger),
+        &meta(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RedemptionError::NotLinked), "{err}");
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_replayed_idempotency_key_never_enrolls_another_learner(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_not_required()).await;
+    let codes = world.coupon(CouponUsage::SingleUse, 2).await;
+    let (a, b) = (world.learner(21).await, world.learner(22).await);
+    let keyed = meta().with_idempotency_key("redeem-1").unwrap();
+    redeem(
+        &world.store,
+        &coupon_services(),
+        world.redeem_request(&codes[0], a),
+        &keyed,
+    )
+    .await
+    .unwrap();
+    let err = redeem(
+        &world.store,
+        &coupon_services(),
+        world.redeem_request(&codes[1], b),
+        &keyed,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, RedemptionError::IdempotencyKeyReused),
+        "{err}"
+    );
+    let run = CourseRunId(RUN.into());
+    assert_eq!(
+        stream_length(&pool, &enrollment_stream_id(world.customer, b, &run)).await,
+        0
+    );
+}

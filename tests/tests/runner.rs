@@ -67,7 +67,8 @@ async fn setup(pool: &PgPool) {
         .unwrap();
 }
 
-/// Appends `count` events to stream `stream` (sequences 1..=count), one transaction each.
+/// Appends `count` events to stream `stream` (sequences 1..=count), one transaction each, and
+/// wakes the readers as the event store does.
 async fn append(pool: &PgPool, stream: &str, count: i64, event_type: &str) {
     let start: i64 =
         sqlx::query_scalar("SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_id = $1")
@@ -87,6 +88,10 @@ async fn append(pool: &PgPool, stream: &str, count: i64, event_type: &str) {
         .await
         .unwrap();
     }
+    sqlx::query("SELECT pg_notify('events', '')")
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 async fn recorded(pool: &PgPool) -> Vec<(i64, String)> {

@@ -31,6 +31,11 @@ impl ConsentSubject {
 
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         match self {
+            // A run id would file the consent under a stream of its own instead of the course's.
+            Self::Course(key) if course_key_of_run(&key.0).is_some() => Err(Invalid::new(
+                "course_id",
+                "is a course-run id: consent is kept per course key (use ConsentSubject::for_course_id)",
+            )),
             Self::Course(key) => validate::content_key("course_id", &key.0),
             Self::Program(_) => Ok(()),
         }

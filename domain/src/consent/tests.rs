@@ -1,6 +1,6 @@
 use super::command::Action;
 use super::*;
-use crate::error::Invalid;
+use crate::error::{DomainError, Invalid};
 use crate::ids::CourseKey;
 use cqrs_es::test::TestFramework;
 use uuid::Uuid;
@@ -171,4 +171,17 @@ fn runs_of_one_course_share_one_stream() {
         &ConsentSubject::for_course_id("course-v1:edX+DemoX+2"),
     );
     assert_eq!(a, b);
+}
+
+#[tokio::test]
+async fn a_course_subject_holding_a_run_id_is_refused() {
+    let mut bad = command(Action::Grant);
+    bad.subject = ConsentSubject::Course(CourseKey("course-v1:edX+DemoX+1".into()));
+    let err = Given::with(())
+        .given_no_previous_events()
+        .when_async(bad)
+        .await
+        .inspect_result()
+        .unwrap_err();
+    assert_eq!(err.field(), Some("course_id"));
 }

@@ -146,6 +146,10 @@ async fn insert(pool: &PgPool, rows: &[Row]) -> Result<LogPosition, sqlx::Error>
     .bind(payloads)
     .fetch_one(pool)
     .await?;
+    // Wake the runners as the event store does after its commits.
+    sqlx::query("SELECT pg_notify('events', '')")
+        .execute(pool)
+        .await?;
     Ok(LogPosition {
         transaction_id: tx,
         global_position: pos,

@@ -20,6 +20,15 @@ pub enum LearnerServiceError {
     Membership(#[from] CommandError<MembershipError>),
 }
 
+impl LearnerServiceError {
+    pub fn kind(&self) -> crate::error::FailureKind {
+        match self {
+            Self::Directory(e) => e.kind(),
+            Self::Membership(e) => e.kind(),
+        }
+    }
+}
+
 /// Records a learner the LMS reports; a learner invited by email before registering gets the
 /// memberships the invitations asked for.
 pub async fn register(

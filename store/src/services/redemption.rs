@@ -4,10 +4,11 @@
 //! the enrollment, one per customer x learner x run), and postgres-es commits one stream at a
 //! time. So redemption is a short process with a compensation, in this order:
 //!
-//! 1. Checks that write nothing: the code exists; the customer is active and the coupon's
-//!    catalog still exists and holds the course run; the mode is one the catalog offers; the
-//!    learner granted consent when the customer requires it for this course; the enrollment
-//!    would accept the mode.
+//! 1. Checks that write nothing: the code exists; the customer is active; the learner is linked
+//!    to it; the coupon's catalog still exists and holds the course run; the catalog and the run
+//!    offer the mode; the learner granted consent when the customer requires it for this course;
+//!    the enrollment would accept the mode and is not already in it (a code is never spent on
+//!    nothing).
 //! 2. The coupon records the redemption (`CodeRedeemed`); this is where limits hold under any
 //!    concurrency.
 //! 3. The enrollment records `Enrolled` (source `offer_redemption`, naming the redemption).
@@ -16,12 +17,14 @@
 //!
 //! A process stopped between 2 and 3 (a crash, the database gone) leaves a redemption without
 //! an enrollment. Redeeming the same code for the same learner and run again finds that
-//! redemption and finishes step 3 instead of using the code a second time.
+//! redemption and finishes step 3 instead of using the code a second time; when the enrollment
+//! already names the redemption, the request is answered as done and nothing is written.
 
 use crate::command::EventStore;
+use crate::directory;
 use crate::error::{CommandError, Failure, FailureKind};
 use crate::metadata::CommandMetadata;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use domain::consent::{consent_stream_id, Consent, ConsentState, ConsentSubject};
 use domain::content::{content_stream_id, ContentItem, ContentType};
 use domain::coupon::{coupon_stream_id, Coupon, CouponCommand, CouponError, CouponServices};
@@ -30,7 +33,8 @@ use domain::customer::{customer_stream_id, Customer};
 use domain::enrollment::{
     enrollment_stream_id, Enrollment, EnrollmentCommand, EnrollmentError, EnrollmentSource,
 };
-use domain::ids::{CouponId, CourseRunId, LearnerId};
+use domain::ids::{CatalogId, CouponId, CourseRunId, CustomerId, LearnerId};
+use domain::membership::{membership_stream_id, LearnerMemberships, MembershipState};
 use thiserror::Error;
 use uuid::Uuid;
 
@@ -39,11 +43,8 @@ use uuid::Uuid;
 pub struct RedeemRequest {
     pub code: String,
     pub learner_id: LearnerId,
-    /// The learner's email domain, for coupons restricted to some domains.
-    pub email_domain: Option<String>,
     pub course_run_id: CourseRunId,
     pub mode: CourseMode,
-    pub at: DateTime<Utc>,
 }
 
 /// A completed redemption.
@@ -60,6 +61,14 @@ pub struct Redeemed {
 pub enum RedemptionError {
     #[error("no coupon has this code")]
     UnknownCode,
+    #[error("no such learner")]
+    UnknownLearner,
+    #[error("the learner is not linked to the coupon's customer")]
+    NotLinked,
+    #[error("the learner is already enrolled in this course run in this mode")]
+    AlreadyEnrolled,
+    #[error("the idempotency key was used for another redemption")]
+    IdempotencyKeyReused,
     #[error("the customer is inactive")]
     CustomerInactive,
     #[error("the coupon's catalog no longer exists")]
@@ -81,10 +90,12 @@ pub enum RedemptionError {
 impl RedemptionError {
     pub fn kind(&self) -> FailureKind {
         match self {
-            Self::UnknownCode => FailureKind::NotFound,
-            Self::CustomerInactive | Self::CatalogRemoved | Self::ConsentRequired => {
-                FailureKind::ForbiddenTransition
-            }
+            Self::UnknownCode | Self::UnknownLearner => FailureKind::NotFound,
+            Self::CustomerInactive
+            | Self::CatalogRemoved
+            | Self::ConsentRequired
+            | Self::NotLinked => FailureKind::ForbiddenTransition,
+            Self::AlreadyEnrolled | Self::IdempotencyKeyReused => FailureKind::Conflict,
             Self::CourseNotInCatalog(_) | Self::ModeNotOffered(_) => FailureKind::Validation,
             Self::Coupon(e) => e.kind(),
             Self::Enrollment(e) => e.kind(),
@@ -107,13 +118,16 @@ pub async fn coupon_of_code(store: &EventStore, code: &str) -> Result<Option<Cou
     Ok(id.and_then(|id| Uuid::parse_str(&id).ok()).map(CouponId))
 }
 
-/// Redeems a code and enrolls the learner (see the module doc for the steps).
+/// Redeems a code and enrolls the learner (see the module doc for the steps). The time and the
+/// learner's email domain are the service's own (its clock, the learner directory), never the
+/// caller's.
 pub async fn redeem(
     store: &EventStore,
     services: &CouponServices,
     request: RedeemRequest,
     meta: &CommandMetadata,
 ) -> Result<Redeemed, RedemptionError> {
+    let at = Utc::now();
     let coupon_id = coupon_of_code(store, &request.code)
         .await?
         .ok_or(RedemptionError::UnknownCode)?;
@@ -122,37 +136,52 @@ pub async fn redeem(
     let (Some(customer_id), Some(catalog_id)) = (coupon.customer_id(), coupon.catalog_id()) else {
         return Err(RedemptionError::UnknownCode);
     };
+    let learner = directory::find(store.pool(), request.learner_id)
+        .await?
+        .ok_or(RedemptionError::UnknownLearner)?;
+    let email_domain = learner.email.as_deref().and_then(directory::email_domain);
     let enrollment_stream =
         enrollment_stream_id(customer_id, request.learner_id, &request.course_run_id);
+    let (enrollment, _) = store.load::<Enrollment>(&enrollment_stream).await?;
 
     let earlier = coupon.redemption_for(&request.code, request.learner_id, &request.course_run_id);
-    if earlier.is_none() {
-        check(store, &request, customer_id, catalog_id, &enrollment_stream).await?;
-    }
-    let redemption_id = match earlier {
-        Some(id) => id,
+    let (redemption_id, made_here) = match earlier {
+        // This learner already redeemed this code for this run and the enrollment followed:
+        // the same request again, answered with the first outcome.
+        Some(id) if enrollment.redemption_id() == Some(id) => {
+            return Ok(Redeemed {
+                coupon_id,
+                redemption_id: id,
+                position: None,
+            });
+        }
+        // A redemption whose enrollment never followed (an interrupted process): finish it.
+        Some(id) => (id, false),
         None => {
+            check(store, &request, customer_id, catalog_id, &enrollment).await?;
             let redemption_id = Uuid::new_v4();
             let command = CouponCommand::RedeemCode {
                 code: request.code.clone(),
                 learner_id: request.learner_id,
-                email_domain: request.email_domain.clone(),
+                email_domain,
                 course_run_id: request.course_run_id.clone(),
                 redemption_id,
-                at: request.at,
+                at,
             };
             let appended = store
                 .execute::<Coupon>(&coupon_stream, command, services, meta)
                 .await
                 .map_err(RedemptionError::Coupon)?;
-            if appended.position.is_some() {
-                redemption_id
+            if appended.position.is_some() && !appended.replayed {
+                (redemption_id, true)
             } else {
-                // A concurrent identical request redeemed first: continue with its redemption.
+                // A concurrent identical request redeemed first, or the idempotency key was
+                // handled before: continue with the redemption that stands, if it is this one's.
                 let (coupon, _) = store.load::<Coupon>(&coupon_stream).await?;
-                coupon
+                let standing = coupon
                     .redemption_for(&request.code, request.learner_id, &request.course_run_id)
-                    .ok_or_else(|| Failure::Unexpected("a redemption vanished".into()))?
+                    .ok_or(RedemptionError::IdempotencyKeyReused)?;
+                (standing, false)
             }
         }
     };
@@ -164,15 +193,13 @@ pub async fn redeem(
         mode: request.mode,
         source: EnrollmentSource::OfferRedemption,
         redemption_id: Some(redemption_id),
-        at: request.at,
+        at,
     };
+    // The follow-up commands are caused by the redemption and carry no idempotency key of
+    // their own: the caller's key names the redemption, on the coupon's stream.
+    let follow_up = meta.caused_by(redemption_id);
     match store
-        .execute::<Enrollment>(
-            &enrollment_stream,
-            enroll,
-            &(),
-            &meta.caused_by(redemption_id),
-        )
+        .execute::<Enrollment>(&enrollment_stream, enroll, &(), &follow_up)
         .await
     {
         Ok(appended) => Ok(Redeemed {
@@ -181,19 +208,18 @@ pub async fn redeem(
             position: appended.position,
         }),
         Err(CommandError::Domain(refused)) => {
-            let reverse = CouponCommand::ReverseRedemption {
-                redemption_id,
-                reason: format!("enrollment refused: {refused}"),
-            };
-            store
-                .execute::<Coupon>(
-                    &coupon_stream,
-                    reverse,
-                    services,
-                    &meta.caused_by(redemption_id),
-                )
-                .await
-                .map_err(RedemptionError::Coupon)?;
+            // Only a redemption no enrollment uses is given back: one made by this call, or an
+            // interrupted one whose enrollment never followed.
+            if made_here || enrollment.redemption_id() != Some(redemption_id) {
+                let reverse = CouponCommand::ReverseRedemption {
+                    redemption_id,
+                    reason: format!("enrollment refused: {refused}"),
+                };
+                store
+                    .execute::<Coupon>(&coupon_stream, reverse, services, &follow_up)
+                    .await
+                    .map_err(RedemptionError::Coupon)?;
+            }
             Err(RedemptionError::Enrollment(CommandError::Domain(refused)))
         }
         Err(CommandError::Store(failure)) => Err(failure.into()),
@@ -204,15 +230,24 @@ pub async fn redeem(
 async fn check(
     store: &EventStore,
     request: &RedeemRequest,
-    customer_id: domain::ids::CustomerId,
-    catalog_id: domain::ids::CatalogId,
-    enrollment_stream: &str,
+    customer_id: CustomerId,
+    catalog_id: CatalogId,
+    enrollment: &Enrollment,
 ) -> Result<(), RedemptionError> {
     let (customer, _) = store
         .load::<Customer>(&customer_stream_id(customer_id))
         .await?;
     if !customer.is_active() {
         return Err(RedemptionError::CustomerInactive);
+    }
+    let (memberships, _) = store
+        .load::<LearnerMemberships>(&membership_stream_id(request.learner_id))
+        .await?;
+    if !matches!(
+        memberships.membership(customer_id),
+        Some(MembershipState::Linked { .. })
+    ) {
+        return Err(RedemptionError::NotLinked);
     }
     let catalog = customer
         .catalog(catalog_id)
@@ -226,12 +261,16 @@ async fn check(
         .await?;
     let filter = domain::catalog_filter::parse(&catalog.content_filter)
         .map_err(|e| Failure::Corrupt(format!("stored catalog filter: {e}")))?;
-    let in_catalog = content.is_published()
-        && content
-            .metadata()
-            .is_some_and(|m| filter.matches(&m.filter_view()));
-    if !in_catalog {
+    let metadata = content.metadata().filter(|_| content.is_published());
+    let Some(metadata) = metadata.filter(|m| filter.matches(&m.filter_view())) else {
         return Err(RedemptionError::CourseNotInCatalog(run.clone()));
+    };
+    if !metadata
+        .seats
+        .iter()
+        .any(|seat| seat.mode == request.mode.as_str())
+    {
+        return Err(RedemptionError::ModeNotOffered(request.mode));
     }
     // The course is in one of the customer's catalogs, so edX's rule reduces to the policy.
     if customer.consent_policy().enforces_at_enrollment() {
@@ -247,7 +286,9 @@ async fn check(
             return Err(RedemptionError::ConsentRequired);
         }
     }
-    let (enrollment, _) = store.load::<Enrollment>(enrollment_stream).await?;
+    if enrollment.is_active() && enrollment.mode() == Some(request.mode) {
+        return Err(RedemptionError::AlreadyEnrolled);
+    }
     enrollment
         .check_enroll(request.mode)
         .map_err(|e| RedemptionError::Enrollment(CommandError::Domain(e)))?;
