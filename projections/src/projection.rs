@@ -21,6 +21,23 @@ pub trait Projection: Send + Sync {
 
     /// Applies one event. Events of aggregates the projection does not read are simply ignored.
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError>;
+
+    /// Applies a batch of events, in log order, inside the batch's transaction. The default
+    /// applies them one by one; a projection may write a whole batch in a few statements
+    /// instead. A failure names the index of the event that could not be applied (the runner
+    /// then commits the events before it and stops there).
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[LoggedEvent],
+    ) -> Result<(), (usize, ApplyError)> {
+        for (index, event) in events.iter().enumerate() {
+            self.apply(conn, event)
+                .await
+                .map_err(|error| (index, error))?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a projection could not apply an event. Either stops the projection: skipping an event

@@ -88,21 +88,22 @@ pub(crate) async fn apply_pending(
             position: from,
         });
     };
-    for event in &events {
-        match projection.apply(conn, event).await {
-            Ok(()) => {}
-            Err(ApplyError::Database(e)) if e.as_database_error().is_none() => return Err(e.into()),
-            Err(e) => {
-                return Err(RunnerError::Poison {
-                    projection: projection.name().to_string(),
-                    position: event.position,
-                    event_type: event.event_type.clone(),
-                    aggregate_type: event.aggregate_type.clone(),
-                    aggregate_id: event.aggregate_id.clone(),
-                    sequence: event.sequence,
-                    reason: e.to_string(),
-                })
-            }
+    match projection.apply_batch(conn, &events).await {
+        Ok(()) => {}
+        Err((_, ApplyError::Database(e))) if e.as_database_error().is_none() => {
+            return Err(e.into())
+        }
+        Err((index, e)) => {
+            let event = &events[index.min(events.len() - 1)];
+            return Err(RunnerError::Poison {
+                projection: projection.name().to_string(),
+                position: event.position,
+                event_type: event.event_type.clone(),
+                aggregate_type: event.aggregate_type.clone(),
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: event.sequence,
+                reason: e.to_string(),
+            });
         }
     }
     if !checkpoint::advance(conn, name, from, last).await? {

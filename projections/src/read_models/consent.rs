@@ -15,12 +15,14 @@
 
 use crate::projection::{decode, ApplyError, Projection};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::consent::{ConsentEvent, ConsentSubject};
-use domain::content::{ContentEvent, ContentMetadata, ContentType};
+use domain::content::{ContentEvent, ContentType};
 use domain::customer::{ConsentEnforcement, ConsentPolicy, CustomerEvent};
 use domain::enrollment::EnrollmentEvent;
 use domain::ids::{course_key_of_run, CourseKey, CustomerId, LearnerId};
 use sqlx::{PgConnection, PgPool};
+use std::collections::{HashMap, HashSet};
 use store::log::LoggedEvent;
 use uuid::Uuid;
 
@@ -43,63 +45,224 @@ impl Projection for ConsentProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
-        match event.aggregate_type.as_str() {
-            "consent" => apply_consent(conn, decode(event)?, event).await,
-            "customer" => apply_customer(conn, decode(event)?).await,
-            "enrollment" => apply_enrollment(conn, decode(event)?).await,
-            "content_item" => apply_content(conn, decode(event)?).await,
-            _ => Ok(()),
+        self.apply_batch(conn, std::slice::from_ref(event))
+            .await
+            .map_err(|(_, error)| error)
+    }
+
+    /// Folds the batch into the rows it leaves behind (the last word per key wins, as it would
+    /// event by event), then writes each table in one statement.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[LoggedEvent],
+    ) -> Result<(), (usize, ApplyError)> {
+        let mut changes = Changes::default();
+        for (index, event) in events.iter().enumerate() {
+            changes.add(event).map_err(|error| (index, error))?;
         }
+        changes.write(conn).await.map_err(|error| (0, error))
     }
 }
 
-async fn apply_consent(
-    conn: &mut PgConnection,
-    event: ConsentEvent,
-    logged: &LoggedEvent,
-) -> Result<(), ApplyError> {
-    let (customer_id, learner_id, subject, source, granted) = match event {
-        ConsentEvent::ConsentGranted {
-            customer_id,
-            learner_id,
-            subject,
-            source,
-        } => (customer_id, learner_id, subject, source, true),
-        ConsentEvent::ConsentDeclined {
-            customer_id,
-            learner_id,
-            subject,
-            source,
+/// A consent record's key: customer, learner, subject type and key.
+type RecordKey = (Uuid, Uuid, &'static str, String);
+/// A consent record's state: granted, source, when.
+type RecordState = (bool, String, DateTime<Utc>);
+
+/// What a batch of events leaves in each table.
+#[derive(Default)]
+struct Changes {
+    records: HashMap<RecordKey, RecordState>,
+    customers: HashMap<Uuid, (bool, &'static str)>,
+    enrollments: HashSet<(Uuid, Uuid, String)>,
+    programs: HashMap<String, Vec<String>>,
+}
+
+impl Changes {
+    fn add(&mut self, event: &LoggedEvent) -> Result<(), ApplyError> {
+        match event.aggregate_type.as_str() {
+            "consent" => self.consent(decode(event)?, event.recorded_at),
+            "customer" => self.customer(decode(event)?),
+            "enrollment" => self.enrollment(decode(event)?),
+            "content_item" => self.content(decode(event)?),
+            _ => {}
         }
-        | ConsentEvent::ConsentRevoked {
+        Ok(())
+    }
+
+    fn consent(&mut self, event: ConsentEvent, at: DateTime<Utc>) {
+        let (customer_id, learner_id, subject, source, granted) = match event {
+            ConsentEvent::ConsentGranted {
+                customer_id,
+                learner_id,
+                subject,
+                source,
+            } => (customer_id, learner_id, subject, source, true),
+            ConsentEvent::ConsentDeclined {
+                customer_id,
+                learner_id,
+                subject,
+                source,
+            }
+            | ConsentEvent::ConsentRevoked {
+                customer_id,
+                learner_id,
+                subject,
+                source,
+            } => (customer_id, learner_id, subject, source, false),
+        };
+        let (subject_type, subject_key) = subject_parts(&subject);
+        let source = serde_json::to_value(source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.records.insert(
+            (customer_id.0, learner_id.0, subject_type, subject_key),
+            (granted, source, at),
+        );
+    }
+
+    fn customer(&mut self, event: CustomerEvent) {
+        let (customer_id, policy) = match event {
+            CustomerEvent::CustomerCreated {
+                customer_id,
+                consent,
+                ..
+            } => (customer_id, consent),
+            CustomerEvent::CustomerUpdated {
+                customer_id,
+                consent: Some(consent),
+                ..
+            } => (customer_id, consent),
+            _ => return,
+        };
+        self.customers.insert(
+            customer_id.0,
+            (policy.enable_data_sharing_consent, enforcement_name(policy)),
+        );
+    }
+
+    fn enrollment(&mut self, event: EnrollmentEvent) {
+        if let EnrollmentEvent::Enrolled {
             customer_id,
             learner_id,
-            subject,
-            source,
-        } => (customer_id, learner_id, subject, source, false),
-    };
-    let (subject_type, subject_key) = subject_parts(&subject);
-    let source = serde_json::to_value(source)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO consent_records
-                (customer_id, learner_id, subject_type, subject_key, granted, source, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (customer_id, learner_id, subject_type, subject_key) DO UPDATE
-            SET granted = EXCLUDED.granted, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at",
-    )
-    .bind(customer_id.0)
-    .bind(learner_id.0)
-    .bind(subject_type)
-    .bind(subject_key)
-    .bind(granted)
-    .bind(source)
-    .bind(logged.recorded_at)
-    .execute(conn)
-    .await?;
-    Ok(())
+            course_run_id,
+            ..
+        } = event
+        {
+            let course_key = course_key_of_run(&course_run_id.0).map_or(course_run_id.0, |k| k.0);
+            self.enrollments
+                .insert((customer_id.0, learner_id.0, course_key));
+        }
+    }
+
+    fn content(&mut self, event: ContentEvent) {
+        let (ContentEvent::ContentPublished { metadata }
+        | ContentEvent::ContentUpdated { metadata }) = event
+        else {
+            return;
+        };
+        if metadata.content_type == ContentType::Program {
+            self.programs.insert(
+                metadata.key.clone(),
+                course_keys(&metadata.program_course_keys),
+            );
+        }
+    }
+
+    async fn write(self, conn: &mut PgConnection) -> Result<(), ApplyError> {
+        if !self.records.is_empty() {
+            let mut columns = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            for ((customer, learner, subject_type, key), (granted, source, at)) in self.records {
+                columns.0.push(customer);
+                columns.1.push(learner);
+                columns.2.push(subject_type);
+                columns.3.push(key);
+                columns.4.push(granted);
+                columns.5.push(source);
+                columns.6.push(at);
+            }
+            sqlx::query(
+                "INSERT INTO consent_records
+                        (customer_id, learner_id, subject_type, subject_key, granted, source, updated_at)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[],
+                                      $6::text[], $7::timestamptz[])
+                 ON CONFLICT (customer_id, learner_id, subject_type, subject_key) DO UPDATE
+                    SET granted = EXCLUDED.granted, source = EXCLUDED.source,
+                        updated_at = EXCLUDED.updated_at",
+            )
+            .bind(columns.0)
+            .bind(columns.1)
+            .bind(columns.2)
+            .bind(columns.3)
+            .bind(columns.4)
+            .bind(columns.5)
+            .bind(columns.6)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.customers.is_empty() {
+            let (ids, (enabled, enforce)): (Vec<Uuid>, (Vec<bool>, Vec<&str>)) =
+                self.customers.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO consent_customers
+                        (customer_id, enable_data_sharing_consent, enforce_data_sharing_consent)
+                 SELECT * FROM UNNEST($1::uuid[], $2::bool[], $3::text[])
+                 ON CONFLICT (customer_id) DO UPDATE
+                    SET enable_data_sharing_consent = EXCLUDED.enable_data_sharing_consent,
+                        enforce_data_sharing_consent = EXCLUDED.enforce_data_sharing_consent",
+            )
+            .bind(ids)
+            .bind(enabled)
+            .bind(enforce)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.enrollments.is_empty() {
+            let mut columns = (Vec::new(), Vec::new(), Vec::new());
+            for (customer, learner, course_key) in self.enrollments {
+                columns.0.push(customer);
+                columns.1.push(learner);
+                columns.2.push(course_key);
+            }
+            sqlx::query(
+                "INSERT INTO consent_enrollments (customer_id, learner_id, course_key)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(columns.0)
+            .bind(columns.1)
+            .bind(columns.2)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.programs.is_empty() {
+            let (uuids, keys): (Vec<String>, Vec<serde_json::Value>) = self
+                .programs
+                .into_iter()
+                .map(|(uuid, keys)| (uuid, serde_json::json!(keys)))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO consent_programs (program_uuid, course_keys)
+                 SELECT * FROM UNNEST($1::text[], $2::jsonb[])
+                 ON CONFLICT (program_uuid) DO UPDATE SET course_keys = EXCLUDED.course_keys",
+            )
+            .bind(uuids)
+            .bind(keys)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 fn subject_parts(subject: &ConsentSubject) -> (&'static str, String) {
@@ -109,90 +272,11 @@ fn subject_parts(subject: &ConsentSubject) -> (&'static str, String) {
     }
 }
 
-async fn apply_customer(conn: &mut PgConnection, event: CustomerEvent) -> Result<(), ApplyError> {
-    let (customer_id, policy) = match event {
-        CustomerEvent::CustomerCreated {
-            customer_id,
-            consent,
-            ..
-        } => (customer_id, consent),
-        CustomerEvent::CustomerUpdated {
-            customer_id,
-            consent: Some(consent),
-            ..
-        } => (customer_id, consent),
-        _ => return Ok(()),
-    };
-    sqlx::query(
-        "INSERT INTO consent_customers
-                (customer_id, enable_data_sharing_consent, enforce_data_sharing_consent)
-         VALUES ($1, $2, $3)
-         ON CONFLICT (customer_id) DO UPDATE
-            SET enable_data_sharing_consent = EXCLUDED.enable_data_sharing_consent,
-                enforce_data_sharing_consent = EXCLUDED.enforce_data_sharing_consent",
-    )
-    .bind(customer_id.0)
-    .bind(policy.enable_data_sharing_consent)
-    .bind(enforcement_name(policy))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 fn enforcement_name(policy: ConsentPolicy) -> &'static str {
     match policy.enforce_data_sharing_consent {
         ConsentEnforcement::AtEnrollment => "at_enrollment",
         ConsentEnforcement::ExternallyManaged => "externally_managed",
     }
-}
-
-async fn apply_enrollment(
-    conn: &mut PgConnection,
-    event: EnrollmentEvent,
-) -> Result<(), ApplyError> {
-    let EnrollmentEvent::Enrolled {
-        customer_id,
-        learner_id,
-        course_run_id,
-        ..
-    } = event
-    else {
-        return Ok(());
-    };
-    let course_key = course_key_of_run(&course_run_id.0).map_or(course_run_id.0, |k| k.0);
-    sqlx::query(
-        "INSERT INTO consent_enrollments (customer_id, learner_id, course_key) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(customer_id.0)
-    .bind(learner_id.0)
-    .bind(course_key)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn apply_content(conn: &mut PgConnection, event: ContentEvent) -> Result<(), ApplyError> {
-    let metadata: ContentMetadata = match event {
-        ContentEvent::ContentPublished { metadata } | ContentEvent::ContentUpdated { metadata } => {
-            metadata
-        }
-        ContentEvent::ContentRetired { .. } => return Ok(()),
-    };
-    if metadata.content_type != ContentType::Program {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO consent_programs (program_uuid, course_keys) VALUES ($1, $2)
-         ON CONFLICT (program_uuid) DO UPDATE SET course_keys = EXCLUDED.course_keys",
-    )
-    .bind(&metadata.key)
-    .bind(serde_json::json!(course_keys(
-        &metadata.program_course_keys
-    )))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// A program's courses as course keys (discovery sometimes lists run ids), without repeats.
