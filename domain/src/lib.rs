@@ -17,6 +17,7 @@
 //!   - [`completion`]: the LMS's grade facts and the completion decided from them;
 //!   - [`content`]: course, course-run and program metadata (and the discovery parser).
 //! - [`upcast`]: upcasters for stored events of older versions.
+//! - `update`: helpers for partial updates (only what changed goes into an event).
 
 pub mod catalog_filter;
 pub mod channel;
@@ -32,4 +33,5 @@ pub mod ids;
 pub mod membership;
 pub mod slug;
 pub mod upcast;
+mod update;
 pub mod validate;

@@ -29,6 +29,7 @@ pub use error::ChannelError;
 pub use event::ChannelEvent;
 
 use crate::ids::{CatalogId, ChannelConfigId, CustomerId, SecretRef};
+use crate::update::{changed, set};
 use command::{
     validate_catalogs, validate_chunk_size, validate_display_name, validate_idp_id,
     validate_secret_name,
@@ -272,18 +273,6 @@ impl ChannelConfiguration {
             }
         };
         Ok(Some(event))
-    }
-}
-
-/// The requested value, kept only when it differs from the current one.
-fn changed<T: PartialEq>(requested: Option<T>, current: &T) -> Option<T> {
-    requested.filter(|value| value != current)
-}
-
-/// Applies an optional change.
-fn set<T>(field: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *field = value;
     }
 }
 

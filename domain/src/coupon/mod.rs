@@ -16,8 +16,9 @@
 //! racing for the last use of a code both load the same state and both try to append at the same
 //! sequence; the store accepts one and refuses the other with an optimistic-concurrency
 //! conflict, and the loser's retry reloads the state and sees the code used up. So no usage limit
-//! can be exceeded, whatever the concurrency. (Global uniqueness of codes across coupons is the
-//! code lookup table's unique index, backed by the generator's randomness.)
+//! can be exceeded, whatever the concurrency. (Codes of different coupons are told apart by
+//! their randomness alone: 80-bit codes make a collision negligible, and nothing else enforces
+//! it.)
 
 mod command;
 mod error;

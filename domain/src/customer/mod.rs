@@ -25,6 +25,7 @@ pub use event::CustomerEvent;
 
 use crate::course_mode::CourseMode;
 use crate::ids::{CatalogId, CustomerId};
+use crate::update::{changed, set};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -329,18 +330,6 @@ impl Customer {
             }
         };
         Ok(Some(event))
-    }
-}
-
-/// The requested value, kept only when it differs from the current one.
-fn changed<T: PartialEq>(requested: Option<T>, current: &T) -> Option<T> {
-    requested.filter(|value| value != current)
-}
-
-/// Applies an optional change.
-fn set<T>(field: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *field = value;
     }
 }
 
