@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let url = replace_database(&args.database_url, scratch);
+    let url = store::db::with_database(&args.database_url, scratch);
     let pool = store::db::connect(&url, 16).await?;
     store::db::migrate(&pool).await?;
 
@@ -432,20 +432,5 @@ impl Generator {
             1,
             ContentEvent::ContentPublished { metadata: run },
         );
-    }
-}
-
-/// The same server URL with another database name.
-fn replace_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let server = match base.rfind('/') {
-        Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{database}?{q}"),
-        None => format!("{server}/{database}"),
     }
 }

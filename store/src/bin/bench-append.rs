@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let url = replace_database(&args.database_url, scratch);
+    let url = store::db::with_database(&args.database_url, scratch);
     let max = args.concurrency.iter().copied().max().unwrap_or(1) as u32;
     let pool = store::db::connect(&url, max + 2).await?;
     store::db::migrate(&pool).await?;
@@ -151,19 +151,4 @@ fn sample_event() -> (serde_json::Value, serde_json::Value) {
         "subject": {"course": "edX+DemoX"}, "source": "consent_page"}});
     let metadata = serde_json::json!({"actor": "bench", "correlation_id": Uuid::now_v7()});
     (payload, metadata)
-}
-
-/// The same server URL with another database name.
-fn replace_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let server = match base.rfind('/') {
-        Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{database}?{q}"),
-        None => format!("{server}/{database}"),
-    }
 }
