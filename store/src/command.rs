@@ -203,7 +203,7 @@ impl EventStore {
 /// A NOTIFY inside the appending transaction would make every commit take PostgreSQL's global
 /// notification lock, serializing commits across the server. Instead, commits only signal this
 /// task, which sends one NOTIFY of its own for however many commits arrived meanwhile, at most
-/// one every 2 ms. Readers also poll, so a lost wake-up only delays them. The task ends when
+/// one every 10 ms. Readers also poll, so a lost wake-up only delays them. The task ends when
 /// the last clone of the store is dropped.
 fn wake_readers(pool: PgPool) -> mpsc::Sender<()> {
     let (sender, mut commits) = mpsc::channel::<()>(1);
@@ -215,7 +215,7 @@ fn wake_readers(pool: PgPool) -> mpsc::Sender<()> {
             {
                 tracing::debug!(error = %e, "could not notify log readers");
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
     sender
