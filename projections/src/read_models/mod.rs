@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod consent;
 pub mod enrollments;
 pub mod learners;
+pub mod outbox;
 
 use crate::Projection;
 use std::sync::Arc;
@@ -15,5 +16,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(consent::ConsentProjection),
         Arc::new(learners::Learners),
         Arc::new(enrollments::Enrollments),
+        Arc::new(outbox::Outbox),
     ]
 }

@@ -1,0 +1,436 @@
+//! Content rules of the outbox: the content and catalog inputs, each configuration's scope, and
+//! the create / update / delete rows (see the parent module's doc).
+//!
+//! Catalog membership is evaluated here as the catalog read model evaluates it (every catalog's
+//! filter parsed with [`domain::catalog_filter`] and matched against the item's
+//! `filter_view`): the catalog module keeps its evaluation private, and a projection reads only
+//! its own tables, so this is a small equivalent over the outbox's own copies.
+
+use super::{item_id, ItemAction, ItemKind};
+use crate::projection::ApplyError;
+use chrono::{DateTime, Utc};
+use domain::catalog_filter::{self, ContentFilter};
+use domain::content::{ContentEvent, ContentMetadata};
+use domain::customer::CustomerEvent;
+use serde_json::Value;
+use sqlx::PgConnection;
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// A content item: its type and key.
+type Item = (String, String);
+
+/// Published items read at a time when a catalog's filter is evaluated against all of them.
+const EVALUATION_BATCH: i64 = 1000;
+
+/// Whether a catalog `c` counts for the configuration `cfg` (SQL over those aliases).
+const TRANSMITS: &str = "c.customer_id = cfg.customer_id
+    AND (cardinality(cfg.catalogs_to_transmit) = 0 OR c.catalog_id = ANY (cfg.catalogs_to_transmit))";
+
+fn subject(content_type: &str, content_key: &str) -> String {
+    format!("{content_type}:{content_key}")
+}
+
+pub(super) async fn apply_content(
+    conn: &mut PgConnection,
+    event: ContentEvent,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    match event {
+        ContentEvent::ContentPublished { metadata } | ContentEvent::ContentUpdated { metadata } => {
+            let item = (
+                metadata.content_type.as_str().to_string(),
+                metadata.key.clone(),
+            );
+            store_content(conn, &metadata).await?;
+            let view = metadata.filter_view();
+            let admitting: Vec<Uuid> = catalog_filters(conn)
+                .await?
+                .into_iter()
+                .filter(|(_, filter)| filter.matches(&view))
+                .map(|(id, _)| id)
+                .collect();
+            sqlx::query(
+                "WITH left_catalogs AS (
+                     DELETE FROM outbox_catalog_content
+                      WHERE content_type = $1 AND content_key = $2 AND catalog_id <> ALL($3))
+                 INSERT INTO outbox_catalog_content (catalog_id, content_type, content_key)
+                 SELECT unnest($3::uuid[]), $1, $2
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&item.0)
+            .bind(&item.1)
+            .bind(&admitting)
+            .execute(&mut *conn)
+            .await?;
+            reconcile_item(conn, &item, true, at).await
+        }
+        ContentEvent::ContentRetired { content_type, key } => {
+            let item = (content_type.as_str().to_string(), key);
+            sqlx::query(
+                "WITH left_catalogs AS (
+                     DELETE FROM outbox_catalog_content WHERE content_type = $1 AND content_key = $2)
+                 UPDATE outbox_content SET published = false
+                  WHERE content_type = $1 AND content_key = $2",
+            )
+            .bind(&item.0)
+            .bind(&item.1)
+            .execute(&mut *conn)
+            .await?;
+            reconcile_item(conn, &item, false, at).await
+        }
+    }
+}
+
+async fn store_content(
+    conn: &mut PgConnection,
+    metadata: &ContentMetadata,
+) -> Result<(), ApplyError> {
+    let json = serde_json::to_value(metadata).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO outbox_content (content_type, content_key, metadata, filter_view, published)
+         VALUES ($1, $2, $3, $4, true)
+         ON CONFLICT (content_type, content_key) DO UPDATE
+            SET metadata = EXCLUDED.metadata, filter_view = EXCLUDED.filter_view,
+                published = true",
+    )
+    .bind(metadata.content_type.as_str())
+    .bind(&metadata.key)
+    .bind(json)
+    .bind(metadata.filter_view())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn catalog_filters(
+    conn: &mut PgConnection,
+) -> Result<Vec<(Uuid, ContentFilter)>, ApplyError> {
+    let rows: Vec<(Uuid, Value)> =
+        sqlx::query_as("SELECT catalog_id, content_filter FROM outbox_catalogs")
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(id, filter)| Ok((id, parse_filter(id, &filter)?)))
+        .collect()
+}
+
+fn parse_filter(catalog_id: Uuid, filter: &Value) -> Result<ContentFilter, ApplyError> {
+    catalog_filter::parse(filter)
+        .map_err(|e| ApplyError::Malformed(format!("catalog {catalog_id}: {e}")))
+}
+
+pub(super) async fn apply_catalog(
+    conn: &mut PgConnection,
+    event: CustomerEvent,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    let (customer_id, changed) = match event {
+        CustomerEvent::CatalogAdded {
+            customer_id,
+            catalog_id,
+            content_filter,
+            ..
+        } => {
+            let filter = parse_filter(catalog_id.0, &content_filter)?;
+            sqlx::query(
+                "INSERT INTO outbox_catalogs (catalog_id, customer_id, content_filter)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (catalog_id) DO UPDATE
+                    SET customer_id = EXCLUDED.customer_id,
+                        content_filter = EXCLUDED.content_filter",
+            )
+            .bind(catalog_id.0)
+            .bind(customer_id.0)
+            .bind(&content_filter)
+            .execute(&mut *conn)
+            .await?;
+            (
+                customer_id,
+                evaluate_catalog(conn, catalog_id.0, &filter).await?,
+            )
+        }
+        CustomerEvent::CatalogUpdated {
+            customer_id,
+            catalog_id,
+            content_filter: Some(content_filter),
+            ..
+        } => {
+            let filter = parse_filter(catalog_id.0, &content_filter)?;
+            let updated = sqlx::query(
+                "UPDATE outbox_catalogs SET content_filter = $3
+                  WHERE catalog_id = $1 AND customer_id = $2",
+            )
+            .bind(catalog_id.0)
+            .bind(customer_id.0)
+            .bind(&content_filter)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Ok(());
+            }
+            (
+                customer_id,
+                evaluate_catalog(conn, catalog_id.0, &filter).await?,
+            )
+        }
+        CustomerEvent::CatalogRemoved {
+            customer_id,
+            catalog_id,
+        } => {
+            let removed: Vec<Item> = sqlx::query_as(
+                "WITH removed AS (
+                     DELETE FROM outbox_catalogs WHERE catalog_id = $1 AND customer_id = $2
+                     RETURNING catalog_id)
+                 DELETE FROM outbox_catalog_content
+                  WHERE catalog_id IN (SELECT catalog_id FROM removed)
+                 RETURNING content_type, content_key",
+            )
+            .bind(catalog_id.0)
+            .bind(customer_id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            (customer_id, removed.into_iter().collect())
+        }
+        _ => return Ok(()),
+    };
+    if changed.is_empty() || !has_live_config(conn, customer_id.0).await? {
+        return Ok(());
+    }
+    for item in &changed {
+        reconcile_item(conn, item, false, at).await?;
+    }
+    Ok(())
+}
+
+/// Replaces a catalog's membership with the published items its filter admits; returns the
+/// items that joined or left it.
+async fn evaluate_catalog(
+    conn: &mut PgConnection,
+    catalog_id: Uuid,
+    filter: &ContentFilter,
+) -> Result<BTreeSet<Item>, ApplyError> {
+    let mut admitted: BTreeSet<Item> = BTreeSet::new();
+    let mut after = (String::new(), String::new());
+    loop {
+        let items: Vec<(String, String, Value)> = sqlx::query_as(
+            "SELECT content_type, content_key, filter_view FROM outbox_content
+              WHERE published AND (content_type, content_key) > ($1, $2)
+              ORDER BY content_type, content_key
+              LIMIT $3",
+        )
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(EVALUATION_BATCH)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some((last_type, last_key, _)) = items.last() else {
+            break;
+        };
+        after = (last_type.clone(), last_key.clone());
+        admitted.extend(
+            items
+                .into_iter()
+                .filter(|(_, _, view)| filter.matches(view))
+                .map(|(t, k, _)| (t, k)),
+        );
+    }
+    let before: Vec<Item> = sqlx::query_as(
+        "DELETE FROM outbox_catalog_content WHERE catalog_id = $1
+         RETURNING content_type, content_key",
+    )
+    .bind(catalog_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (types, keys): (Vec<&str>, Vec<&str>) = admitted
+        .iter()
+        .map(|(t, k)| (t.as_str(), k.as_str()))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO outbox_catalog_content (catalog_id, content_type, content_key)
+         SELECT $1, t, k FROM unnest($2::text[], $3::text[]) AS item (t, k)",
+    )
+    .bind(catalog_id)
+    .bind(&types)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    let before: BTreeSet<Item> = before.into_iter().collect();
+    Ok(before.symmetric_difference(&admitted).cloned().collect())
+}
+
+async fn has_live_config(conn: &mut PgConnection, customer_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM outbox_configs cfg
+               JOIN outbox_customers cu ON cu.customer_id = cfg.customer_id AND cu.active
+              WHERE cfg.customer_id = $1 AND cfg.active)",
+    )
+    .bind(customer_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// After an item's membership or metadata changed: for every live configuration whose scope
+/// holds it now or held it before, queues what changed.
+async fn reconcile_item(
+    conn: &mut PgConnection,
+    item: &Item,
+    metadata_changed: bool,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    let rows: Vec<(Uuid, Uuid, bool, bool, i32)> = sqlx::query_as(&format!(
+        "SELECT cfg.config_id, cfg.customer_id,
+                EXISTS (SELECT 1 FROM outbox_catalog_content m
+                          JOIN outbox_catalogs c USING (catalog_id)
+                         WHERE m.content_type = $1 AND m.content_key = $2 AND {TRANSMITS}),
+                COALESCE(t.present, false), COALESCE(t.version, 0)
+           FROM outbox_configs cfg
+           JOIN outbox_customers cu ON cu.customer_id = cfg.customer_id AND cu.active
+           LEFT JOIN outbox_content_targets t
+                  ON t.config_id = cfg.config_id AND t.content_type = $1 AND t.content_key = $2
+          WHERE cfg.active
+            AND (t.present
+                 OR cfg.customer_id IN (SELECT c.customer_id FROM outbox_catalog_content m
+                                          JOIN outbox_catalogs c USING (catalog_id)
+                                         WHERE m.content_type = $1 AND m.content_key = $2))
+          ORDER BY cfg.config_id"
+    ))
+    .bind(&item.0)
+    .bind(&item.1)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (config_id, customer_id, now_in, was_in, version) in rows {
+        if now_in != was_in || (now_in && metadata_changed) {
+            transition(conn, config_id, customer_id, item, now_in, version + 1, at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Brings a live configuration's queue in line with its scope. `full` (a configuration created
+/// or going live again) queues every item in scope; otherwise (new `catalogs_to_transmit`) only
+/// the items that entered or left.
+pub(super) async fn sweep_config(
+    conn: &mut PgConnection,
+    config_id: Uuid,
+    full: bool,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    let rows: Vec<(Uuid, String, String, bool, bool, i32)> = sqlx::query_as(&format!(
+        "WITH cfg AS (SELECT * FROM outbox_configs WHERE config_id = $1),
+         scope AS (
+             SELECT DISTINCT m.content_type, m.content_key
+               FROM outbox_catalog_content m
+               JOIN outbox_catalogs c USING (catalog_id)
+               JOIN cfg ON {TRANSMITS}),
+         targets AS (
+             SELECT content_type, content_key, present, version
+               FROM outbox_content_targets WHERE config_id = $1)
+         SELECT (SELECT customer_id FROM cfg), content_type, content_key,
+                s.content_key IS NOT NULL, COALESCE(t.present, false), COALESCE(t.version, 0)
+           FROM scope s FULL JOIN targets t USING (content_type, content_key)
+          ORDER BY content_type, content_key"
+    ))
+    .bind(config_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (customer_id, content_type, content_key, now_in, was_in, version) in rows {
+        if now_in != was_in || (full && now_in) {
+            let item = (content_type, content_key);
+            transition(conn, config_id, customer_id, &item, now_in, version + 1, at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records the new decision for a configuration x item and queues it: a create or update when
+/// the remote should hold the item, a delete when it should not but holds it (or has it in
+/// flight), and otherwise cancels the open row, if any: nothing is to be sent.
+async fn transition(
+    conn: &mut PgConnection,
+    config_id: Uuid,
+    customer_id: Uuid,
+    (content_type, content_key): &Item,
+    present: bool,
+    version: i32,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    sqlx::query(
+        "INSERT INTO outbox_content_targets (config_id, content_type, content_key, present, version)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (config_id, content_type, content_key) DO UPDATE
+            SET present = EXCLUDED.present, version = EXCLUDED.version",
+    )
+    .bind(config_id)
+    .bind(content_type)
+    .bind(content_key)
+    .bind(present)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    let subject = subject(content_type, content_key);
+    // Held by the remote, or about to be: a create or update in flight may succeed.
+    let held: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM outbox_remote_content
+                         WHERE config_id = $1 AND content_type = $2 AND content_key = $3)
+             OR EXISTS (SELECT 1 FROM outbox_items
+                         WHERE config_id = $1 AND kind = 'content' AND subject = $4
+                           AND status = 'leased' AND present)",
+    )
+    .bind(config_id)
+    .bind(content_type)
+    .bind(content_key)
+    .bind(&subject)
+    .fetch_one(&mut *conn)
+    .await?;
+    let action = match (present, held) {
+        (true, true) => ItemAction::Update,
+        (true, false) => ItemAction::Create,
+        (false, true) => ItemAction::Delete,
+        (false, false) => {
+            sqlx::query(
+                "UPDATE outbox_items
+                    SET status = 'cancelled', updated_at = $3,
+                        cancel_reason = 'left the scope before it was sent'
+                  WHERE config_id = $1 AND kind = 'content' AND subject = $2
+                    AND status IN ('pending', 'held')",
+            )
+            .bind(config_id)
+            .bind(&subject)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(());
+        }
+    };
+    let id = item_id(config_id, ItemKind::Content, &subject, version);
+    // The open row, if any, takes the new decision (coalescing); it keeps its attempts and
+    // its next attempt time.
+    sqlx::query(
+        "INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject, version,
+                present, content_type, content_key, payload, status, attempts, next_attempt_at,
+                created_at, updated_at)
+         SELECT $1, $2, $3, 'content', $4, $5, $6, $7, $8, $9, c.metadata, 'pending', 0, $10,
+                $10, $10
+           FROM outbox_content c WHERE c.content_type = $8 AND c.content_key = $9
+         ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
+            SET item_id = EXCLUDED.item_id, action = EXCLUDED.action,
+                version = EXCLUDED.version, present = EXCLUDED.present,
+                payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(id)
+    .bind(config_id)
+    .bind(customer_id)
+    .bind(action.as_str())
+    .bind(&subject)
+    .bind(version)
+    .bind(present)
+    .bind(content_type)
+    .bind(content_key)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! Learner rules of the outbox: the membership, consent, enrollment and completion inputs, and
+//! the completion rows (see the parent module's doc).
+
+use super::inputs::{CompletionRow, LearnerInputs};
+use super::{item_id, ItemKind};
+use crate::projection::ApplyError;
+use chrono::{DateTime, Utc};
+use domain::channel::Channel;
+use domain::completion::CompletionEvent;
+use domain::consent::{ConsentEvent, ConsentSubject};
+use domain::enrollment::EnrollmentEvent;
+use domain::membership::MembershipEvent;
+use serde_json::json;
+use sqlx::PgConnection;
+use std::collections::HashSet;
+use uuid::Uuid;
+
+fn subject(learner_id: Uuid, course_run_id: &str) -> String {
+    format!("{learner_id}:{course_run_id}")
+}
+
+/// The course key a run's consent is filed under (as the consent aggregate files it).
+fn consent_key(course_run_id: &str) -> Result<String, ApplyError> {
+    match ConsentSubject::for_course_id(course_run_id) {
+        ConsentSubject::Course(key) => Ok(key.0),
+        ConsentSubject::Program(_) => Err(ApplyError::Malformed(format!(
+            "course run '{course_run_id}' gives no course consent key"
+        ))),
+    }
+}
+
+/// Cancels a learner's pending and held rows with a customer (of one course, or all).
+async fn cancel_learner(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    learner_id: Uuid,
+    course_key: Option<&str>,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox_items SET status = 'cancelled', cancel_reason = $4, updated_at = $5
+          WHERE customer_id = $1 AND learner_id = $2 AND kind = 'learner'
+            AND ($3::text IS NULL OR course_key = $3) AND status IN ('pending', 'held')",
+    )
+    .bind(customer_id)
+    .bind(learner_id)
+    .bind(course_key)
+    .bind(reason)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a membership change; a learner no longer linked and active loses their open rows.
+/// `configured`: the customers with a configuration (no other customer has open rows).
+pub(super) async fn apply_membership(
+    conn: &mut PgConnection,
+    inputs: &mut LearnerInputs,
+    configured: &HashSet<Uuid>,
+    event: MembershipEvent,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    let customer = event.customer_id().0;
+    let learner = event.learner_id().0;
+    let (state, reason) = match event {
+        MembershipEvent::PendingLinkRequested { .. } => {
+            (Some((false, false)), "learner not linked")
+        }
+        MembershipEvent::PendingLinkCancelled { .. } => (None, "learner not linked"),
+        MembershipEvent::LearnerLinked { active, .. } => {
+            (Some((true, active)), "membership not active")
+        }
+        MembershipEvent::MembershipActivated { .. } => (Some((true, true)), ""),
+        MembershipEvent::MembershipDeactivated { .. } => {
+            (Some((true, false)), "membership deactivated")
+        }
+        MembershipEvent::LearnerUnlinked { .. } => (Some((false, false)), "learner unlinked"),
+    };
+    inputs.membership(customer, learner, state);
+    if state != Some((true, true)) && configured.contains(&customer) {
+        cancel_learner(conn, customer, learner, None, reason, at).await?;
+    }
+    Ok(())
+}
+
+/// Records an enrollment's mode (the enrolled one, then each change).
+pub(super) fn apply_enrollment(inputs: &mut LearnerInputs, event: EnrollmentEvent) {
+    let (customer_id, learner_id, course_run_id, mode) = match event {
+        EnrollmentEvent::Enrolled {
+            customer_id,
+            learner_id,
+            course_run_id,
+            mode,
+            ..
+        } => (customer_id, learner_id, course_run_id, mode),
+        EnrollmentEvent::ModeChanged {
+            customer_id,
+            learner_id,
+            course_run_id,
+            to,
+            ..
+        } => (customer_id, learner_id, course_run_id, to),
+        _ => return,
+    };
+    inputs.enrollment(
+        customer_id.0,
+        learner_id.0,
+        &course_run_id.0,
+        mode.as_str(),
+        mode.is_audit(),
+    );
+}
+
+/// Records a course consent: a grant releases the learner's held rows for the course; a decline
+/// or revocation, where the customer requests consent, cancels the open ones.
+pub(super) async fn apply_consent(
+    conn: &mut PgConnection,
+    inputs: &mut LearnerInputs,
+    configured: &HashSet<Uuid>,
+    event: ConsentEvent,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    let (customer_id, learner_id, subject, granted, reason) = match event {
+        ConsentEvent::ConsentGranted {
+            customer_id,
+            learner_id,
+            subject,
+            ..
+        } => (customer_id, learner_id, subject, true, ""),
+        ConsentEvent::ConsentDeclined {
+            customer_id,
+            learner_id,
+            subject,
+            ..
+        } => (customer_id, learner_id, subject, false, "consent declined"),
+        ConsentEvent::ConsentRevoked {
+            customer_id,
+            learner_id,
+            subject,
+            ..
+        } => (customer_id, learner_id, subject, false, "consent revoked"),
+    };
+    // Program consent does not gate a course's completion here (course-level only).
+    let ConsentSubject::Course(course_key) = subject else {
+        return Ok(());
+    };
+    let (customer, learner, key) = (customer_id.0, learner_id.0, course_key.0);
+    inputs.consent(customer, learner, &key, granted);
+    if !configured.contains(&customer) {
+        return Ok(());
+    }
+    if granted {
+        sqlx::query(
+            "UPDATE outbox_items SET status = 'pending', updated_at = $4
+              WHERE customer_id = $1 AND learner_id = $2 AND kind = 'learner'
+                AND course_key = $3 AND status = 'held'",
+        )
+        .bind(customer)
+        .bind(learner)
+        .bind(&key)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
+    let requests: bool = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT requests_consent FROM outbox_customers WHERE customer_id = $1),
+                         true)",
+    )
+    .bind(customer)
+    .fetch_one(&mut *conn)
+    .await?;
+    if requests {
+        cancel_learner(conn, customer, learner, Some(&key), reason, at).await?;
+    }
+    Ok(())
+}
+
+/// After the customer's consent policy changed: open learner rows wait for consent where it is
+/// now requested and not answered, are cancelled where it was declined or revoked, and are
+/// released where it is granted or no longer requested.
+pub(super) async fn regate_customer(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH gate AS (
+             SELECT i.item_id,
+                    CASE WHEN NOT cu.requests_consent OR c.granted THEN 'pending'
+                         WHEN c.granted IS NULL THEN 'held'
+                         ELSE 'cancelled' END AS status
+               FROM outbox_items i
+               JOIN outbox_customers cu ON cu.customer_id = i.customer_id
+               LEFT JOIN outbox_consents c
+                      ON c.customer_id = i.customer_id AND c.learner_id = i.learner_id
+                         AND c.course_key = i.course_key
+              WHERE i.customer_id = $1 AND i.kind = 'learner'
+                AND i.status IN ('pending', 'held'))
+         UPDATE outbox_items i
+            SET status = gate.status, updated_at = $2,
+                cancel_reason = CASE WHEN gate.status = 'cancelled'
+                                     THEN 'consent not granted' END
+           FROM gate
+          WHERE i.item_id = gate.item_id AND i.status <> gate.status",
+    )
+    .bind(customer_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What the eligibility of a completion depends on, read from the inputs.
+struct Gate {
+    member: bool,
+    mode: Option<String>,
+    audit: Option<bool>,
+    audit_reporting: bool,
+    requests_consent: bool,
+    granted: Option<bool>,
+}
+
+impl Gate {
+    /// The status of a new row: `pending`, `held` (consent not answered yet) or none.
+    fn status(&self) -> Option<&'static str> {
+        let reportable = match self.audit {
+            None => false,
+            Some(audit) => !audit || self.audit_reporting,
+        };
+        if !self.member || !reportable {
+            return None;
+        }
+        match (self.requests_consent, self.granted) {
+            (false, _) | (true, Some(true)) => Some("pending"),
+            (true, None) => Some("held"),
+            (true, Some(false)) => None,
+        }
+    }
+}
+
+/// Records a completion decision and queues it for the customer's live configurations that
+/// send learner data, by the learner's eligibility (see the parent module's doc).
+pub(super) async fn apply_completion(
+    conn: &mut PgConnection,
+    inputs: &mut LearnerInputs,
+    configured: &HashSet<Uuid>,
+    event: CompletionEvent,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    let (customer_id, learner_id, course_run_id, grade, percent, completed_at, status, regrade) =
+        match event {
+            CompletionEvent::CourseCompleted {
+                customer_id,
+                learner_id,
+                course_run_id,
+                grade,
+                percent,
+                completed_at,
+                progress_status,
+            } => (
+                customer_id,
+                learner_id,
+                course_run_id,
+                grade,
+                percent,
+                completed_at,
+                progress_status,
+                false,
+            ),
+            CompletionEvent::CompletionGradeChanged {
+                customer_id,
+                learner_id,
+                course_run_id,
+                grade,
+                percent,
+                completed_at,
+                progress_status,
+            } => (
+                customer_id,
+                learner_id,
+                course_run_id,
+                grade,
+                percent,
+                completed_at,
+                progress_status,
+                true,
+            ),
+            _ => return Ok(()),
+        };
+    let (customer, learner, run) = (customer_id.0, learner_id.0, course_run_id.0);
+    let text = |value| {
+        serde_json::to_value(value)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or_else(|| ApplyError::Malformed("grade or status without a name".into()))
+    };
+    let (grade, status) = (text(json!(grade))?, text(json!(status))?);
+    let row = CompletionRow {
+        grade: grade.clone(),
+        percent,
+        completed_at,
+        progress_status: status.clone(),
+    };
+    inputs.completion(customer, learner, &run, row);
+    if !configured.contains(&customer) {
+        return Ok(());
+    }
+    let configs: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT cfg.config_id, cfg.channel FROM outbox_configs cfg
+           JOIN outbox_customers cu ON cu.customer_id = cfg.customer_id AND cu.active
+          WHERE cfg.customer_id = $1 AND cfg.active AND NOT cfg.disable_learner_data
+          ORDER BY cfg.config_id",
+    )
+    .bind(customer)
+    .fetch_all(&mut *conn)
+    .await?;
+    // SAP sends a completion once: a later grade change is not sent again.
+    let configs: Vec<Uuid> = configs
+        .into_iter()
+        .filter(|(_, channel)| !(regrade && channel == Channel::Sap.as_str()))
+        .map(|(config_id, _)| config_id)
+        .collect();
+    if configs.is_empty() {
+        return Ok(());
+    }
+    // The gate reads the inputs: what the batch folded so far must be written first.
+    inputs.flush(conn).await?;
+    let key = consent_key(&run)?;
+    let (member, mode, audit, audit_reporting, requests_consent, granted) = sqlx::query_as(
+        "SELECT COALESCE(m.linked AND m.active, false) AS member, e.mode, e.audit,
+                COALESCE(cu.enable_audit_enrollment AND cu.enable_audit_data_reporting, false)
+                    AS audit_reporting,
+                COALESCE(cu.requests_consent, true) AS requests_consent, c.granted
+           FROM (SELECT) AS one
+           LEFT JOIN outbox_memberships m ON m.customer_id = $1 AND m.learner_id = $2
+           LEFT JOIN outbox_enrollments e
+                  ON e.customer_id = $1 AND e.learner_id = $2 AND e.course_run_id = $3
+           LEFT JOIN outbox_customers cu ON cu.customer_id = $1
+           LEFT JOIN outbox_consents c
+                  ON c.customer_id = $1 AND c.learner_id = $2 AND c.course_key = $4",
+    )
+    .bind(customer)
+    .bind(learner)
+    .bind(&run)
+    .bind(&key)
+    .fetch_one(&mut *conn)
+    .await?;
+    let gate = Gate {
+        member,
+        mode,
+        audit,
+        audit_reporting,
+        requests_consent,
+        granted,
+    };
+    let Some(row_status) = gate.status() else {
+        return Ok(());
+    };
+    let payload = json!({
+        "course_run_id": run,
+        "course_key": key,
+        "grade": grade,
+        "percent": percent,
+        "completed_at": completed_at,
+        "progress_status": status,
+        "mode": gate.mode,
+    });
+    let subject = subject(learner, &run);
+    for config_id in configs {
+        let version: i32 = sqlx::query_scalar(
+            "INSERT INTO outbox_learner_targets (config_id, learner_id, course_run_id, version)
+             VALUES ($1, $2, $3, 1)
+             ON CONFLICT (config_id, learner_id, course_run_id) DO UPDATE
+                SET version = outbox_learner_targets.version + 1
+             RETURNING version",
+        )
+        .bind(config_id)
+        .bind(learner)
+        .bind(&run)
+        .fetch_one(&mut *conn)
+        .await?;
+        let id = item_id(config_id, ItemKind::Learner, &subject, version);
+        sqlx::query(
+            "INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject,
+                    version, present, learner_id, course_run_id, course_key, payload, status,
+                    attempts, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, 'learner', 'completion', $4, $5, true, $6, $7, $8, $9, $10, 0,
+                     $11, $11, $11)
+             ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
+                SET item_id = EXCLUDED.item_id, version = EXCLUDED.version,
+                    payload = EXCLUDED.payload, status = EXCLUDED.status,
+                    updated_at = EXCLUDED.updated_at",
+        )
+        .bind(id)
+        .bind(config_id)
+        .bind(customer)
+        .bind(&subject)
+        .bind(version)
+        .bind(learner)
+        .bind(&run)
+        .bind(&key)
+        .bind(&payload)
+        .bind(row_status)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
