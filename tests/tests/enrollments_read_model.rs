@@ -944,3 +944,345 @@ async fn unknown_aggregates_are_ignored_and_an_enrollment_that_does_not_decode_s
         "{err}"
     );
 }
+
+/// A small deterministic pseudo-random source (xorshift), so a history is the same every run.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % sides as u64) as usize
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.roll(items.len())].clone()
+    }
+}
+
+/// One event for the log: aggregate type, stream id, payload.
+type RawEvent = (&'static str, String, serde_json::Value);
+
+/// The ids an episode of a raw history is about.
+struct Cast {
+    customers: [CustomerId; 2],
+    learners: [LearnerId; 2],
+    coupons: [Uuid; 2],
+    redemptions: [Uuid; 3],
+    /// Enrollment stream ids that are not the ones their events' keys give.
+    stray_ids: [String; 2],
+}
+
+impl Cast {
+    fn new() -> Self {
+        Self {
+            customers: [customer(), customer()],
+            learners: [e2e_tests::learner(), e2e_tests::learner()],
+            coupons: [Uuid::new_v4(), Uuid::new_v4()],
+            redemptions: [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()],
+            stray_ids: [Uuid::new_v4().to_string(), Uuid::new_v4().to_string()],
+        }
+    }
+}
+
+/// `count` events of every kind the read model reads, in any order: inputs before and after
+/// enrollments, enrollments whose stream id is not the one their key gives, updates of
+/// enrollments that do not exist, reversals of unknown redemptions... In episodes of 4 to 33
+/// events about a new cast each (so a later event rarely hides an earlier one's effect), over
+/// the same 4 runs (two of one course, one whose id gives no course key).
+fn raw_history(seed: u64, count: usize) -> Vec<RawEvent> {
+    use domain::completion::{CompletionEvent, GradeLabel, ProgressStatus};
+    use domain::consent::ConsentEvent;
+    use domain::content::ContentEvent;
+    use domain::coupon::CouponEvent;
+    use domain::customer::CustomerEvent;
+    use domain::enrollment::EnrollmentEvent;
+    let runs = [
+        "course-v1:Raw+A+1",
+        "course-v1:Raw+A+2",
+        "course-v1:Raw+B+1",
+        "raw-run-of-no-course",
+    ];
+    let course_keys = ["Raw+A", "Raw+B", "raw-run-of-no-course", "Raw+C"];
+    let template: serde_json::Value =
+        serde_json::from_str(include_str!("../../fixtures/discovery/course_run.json")).unwrap();
+    let mut dice = Dice(seed);
+    let mut cast = Cast::new();
+    let mut episode_left = 0;
+    let mut events = Vec::new();
+    for n in 0..count {
+        if episode_left == 0 {
+            cast = Cast::new();
+            episode_left = 4 + dice.roll(30);
+        }
+        episode_left -= 1;
+        let at = day(1) + chrono::Duration::minutes(n as i64);
+        let customer_id = dice.pick(&cast.customers);
+        let learner_id = dice.pick(&cast.learners);
+        let course_run_id = run(dice.pick(&runs));
+        let enrollment_id = if dice.roll(5) == 0 {
+            dice.pick(&cast.stray_ids)
+        } else {
+            enrollment_stream_id(customer_id, learner_id, &course_run_id)
+        };
+        let coupon_id = domain::ids::CouponId(dice.pick(&cast.coupons));
+        let redemption_id = dice.pick(&cast.redemptions);
+        let subject = match dice.roll(5) {
+            0 => ConsentSubject::Program(Uuid::nil()),
+            _ => course(dice.pick(&course_keys)),
+        };
+        let stream = format!("raw-{}", Uuid::new_v4());
+        let event = match dice.roll(16) {
+            0..=2 => {
+                let event = EnrollmentEvent::Enrolled {
+                    customer_id,
+                    learner_id,
+                    course_run_id,
+                    mode: dice.pick(&[CourseMode::Audit, CourseMode::Verified]),
+                    source: dice.pick(&[EnrollmentSource::Manual, EnrollmentSource::EnterpriseApi]),
+                    redemption_id: [None, Some(redemption_id)][dice.roll(2)],
+                    at,
+                };
+                ("enrollment", enrollment_id, serde_json::to_value(event))
+            }
+            3 => {
+                let event = match dice.roll(4) {
+                    0 => EnrollmentEvent::ModeChanged {
+                        customer_id,
+                        learner_id,
+                        course_run_id,
+                        from: CourseMode::Audit,
+                        to: dice.pick(&[CourseMode::Verified, CourseMode::Professional]),
+                        at,
+                    },
+                    1 => EnrollmentEvent::Unenrolled {
+                        customer_id,
+                        learner_id,
+                        course_run_id,
+                        at,
+                    },
+                    2 => EnrollmentEvent::Reenrolled {
+                        customer_id,
+                        learner_id,
+                        course_run_id,
+                        at,
+                    },
+                    _ => EnrollmentEvent::SavedForLater {
+                        customer_id,
+                        learner_id,
+                        course_run_id,
+                        saved: dice.roll(2) == 0,
+                    },
+                };
+                ("enrollment", enrollment_id, serde_json::to_value(event))
+            }
+            4 => {
+                let event = match dice.roll(3) {
+                    0 => CustomerEvent::CustomerCreated {
+                        customer_id,
+                        name: format!("Customer {n}"),
+                        slug: format!("customer-{n}"),
+                        consent: consent_required(),
+                        enable_audit_enrollment: false,
+                        enable_audit_data_reporting: false,
+                    },
+                    1 => CustomerEvent::CustomerUpdated {
+                        customer_id,
+                        name: Some(format!("Renamed {n}")),
+                        slug: None,
+                        consent: None,
+                        enable_audit_enrollment: None,
+                        enable_audit_data_reporting: None,
+                    },
+                    _ => CustomerEvent::CustomerUpdated {
+                        customer_id,
+                        name: None,
+                        slug: Some(format!("slug-{n}")),
+                        consent: None,
+                        enable_audit_enrollment: None,
+                        enable_audit_data_reporting: None,
+                    },
+                };
+                ("customer", stream, serde_json::to_value(event))
+            }
+            5 | 6 => {
+                let mut doc = template.clone();
+                doc["key"] = course_run_id.0.clone().into();
+                doc["title"] = format!("Title {n}").into();
+                doc["start"] = at.to_rfc3339().into();
+                let mut metadata = discovery::from_discovery(ContentType::CourseRun, &doc).unwrap();
+                metadata.course_key = (dice.roll(2) == 0).then(|| "Raw+Other".to_string());
+                let event = if dice.roll(2) == 0 {
+                    ContentEvent::ContentPublished { metadata }
+                } else {
+                    ContentEvent::ContentUpdated { metadata }
+                };
+                ("content_item", stream, serde_json::to_value(event))
+            }
+            7..=9 => {
+                let source = ConsentSource::Api;
+                let event = match dice.roll(3) {
+                    0 | 1 => ConsentEvent::ConsentGranted {
+                        customer_id,
+                        learner_id,
+                        subject,
+                        source,
+                    },
+                    _ => ConsentEvent::ConsentRevoked {
+                        customer_id,
+                        learner_id,
+                        subject,
+                        source,
+                    },
+                };
+                ("consent", stream, serde_json::to_value(event))
+            }
+            10..=12 => {
+                let code = format!("CODE{n}");
+                let event = match dice.roll(3) {
+                    0 => CouponEvent::CouponCreated {
+                        coupon_id,
+                        customer_id,
+                        catalog_id: domain::ids::CatalogId(Uuid::nil()),
+                        name: format!("Coupon {n}"),
+                        usage: CouponUsage::SingleUse,
+                        benefit: [
+                            CouponBenefit::Percentage { value: 10.0 },
+                            CouponBenefit::Absolute { value: 5.0 },
+                        ][dice.roll(2)],
+                        valid_from: at,
+                        valid_until: at,
+                        email_domains: Vec::new(),
+                        codes: vec![code],
+                    },
+                    1 => CouponEvent::CodeRedeemed {
+                        coupon_id,
+                        customer_id,
+                        catalog_id: domain::ids::CatalogId(Uuid::nil()),
+                        code,
+                        redemption_id,
+                        learner_id,
+                        course_run_id,
+                        at,
+                    },
+                    _ => CouponEvent::RedemptionReversed {
+                        coupon_id,
+                        customer_id,
+                        code,
+                        redemption_id,
+                        learner_id,
+                        course_run_id,
+                        reason: "test".into(),
+                    },
+                };
+                ("coupon", stream, serde_json::to_value(event))
+            }
+            _ => {
+                let grade = dice.pick(&[GradeLabel::Pass, GradeLabel::Fail, GradeLabel::Audit]);
+                let percent = [None, Some(n as f64 / count as f64)][dice.roll(2)];
+                let status = dice.pick(&[ProgressStatus::Passed, ProgressStatus::InProgress]);
+                let event = if dice.roll(2) == 0 {
+                    CompletionEvent::CourseCompleted {
+                        customer_id,
+                        learner_id,
+                        course_run_id,
+                        grade,
+                        percent,
+                        completed_at: at,
+                        progress_status: status,
+                    }
+                } else {
+                    CompletionEvent::CompletionGradeChanged {
+                        customer_id,
+                        learner_id,
+                        course_run_id,
+                        grade,
+                        percent,
+                        completed_at: at,
+                        progress_status: status,
+                    }
+                };
+                ("completion", stream, serde_json::to_value(event))
+            }
+        };
+        let (aggregate_type, stream, payload) = event;
+        events.push((aggregate_type, stream, payload.unwrap()));
+    }
+    events
+}
+
+/// Appends `events` straight to the log in one transaction, each recorded a millisecond after
+/// the previous one.
+async fn append_raw(pool: &PgPool, events: &[RawEvent]) {
+    let mut tx = pool.begin().await.unwrap();
+    let start = Utc::now();
+    for (n, (aggregate_type, stream, payload)) in events.iter().enumerate() {
+        let event_type = payload.as_object().unwrap().keys().next().unwrap().clone();
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata, recorded_at)
+             VALUES ($1, $2, $3, $4, '1.0', $5, '{}', $6)",
+        )
+        .bind(aggregate_type)
+        .bind(stream)
+        .bind(1_000 + n as i64)
+        .bind(event_type)
+        .bind(payload)
+        .bind(start + chrono::Duration::milliseconds(n as i64))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn batches_of_any_size_give_the_rows_of_one_event_at_a_time(pool: PgPool) {
+    let (world, l) = report_world(&pool).await;
+    let c = world.customer;
+    let code = world.coupon(CouponUsage::SingleUse, 1).await.remove(0);
+    let other_run = "course-v1:edX+Other+2025";
+    publish_run(&world.store, other_run, "Other").await;
+    consent(&world.store, c, l[1], course("edX+Other"), Action::Grant).await;
+    let request = store::services::redemption::RedeemRequest {
+        course_run_id: run(other_run),
+        ..world.redeem_request(&code, l[1])
+    };
+    store::services::redemption::redeem(&world.store, &coupon_services(), request, &meta())
+        .await
+        .unwrap();
+    fact(&world.store, c, l[0], RUN, day(21), passing_grade(0.7)).await;
+    rename_customer(&world.store, c, "Acme Renamed").await;
+    consent(&world.store, c, l[0], course("edX+DemoX"), Action::Revoke).await;
+    publish_run(&world.store, RUN, "Demo, Second Edition").await;
+    append_raw(&pool, &raw_history(0x2545_f491_4f6c_dd1d, 600)).await;
+    settle(&pool, &Enrollments).await;
+
+    let mut dumps = Vec::new();
+    for batch_size in [1, 7, 1000] {
+        let options = RunnerOptions {
+            batch_size,
+            ..RunnerOptions::default()
+        };
+        projections::rebuild::in_place(&pool, &Enrollments, options)
+            .await
+            .unwrap();
+        dumps.push((batch_size, dump(&pool, &Enrollments).await));
+    }
+    let (_, one_by_one) = &dumps[0];
+    let report_rows = one_by_one
+        .iter()
+        .filter(|r| r.starts_with("enrollments_report:"))
+        .count();
+    assert!(report_rows >= 50, "{report_rows} report rows");
+    for (batch_size, rows) in &dumps[1..] {
+        let first_difference = one_by_one.iter().zip(rows).find(|(a, b)| a != b);
+        assert!(
+            rows == one_by_one,
+            "batches of {batch_size}: {} rows for {}, first difference {first_difference:#?}",
+            rows.len(),
+            one_by_one.len()
+        );
+    }
+}

@@ -2,7 +2,9 @@
 //! directory's columns joined when read.
 
 use domain::ids::{CustomerId, LearnerId};
-use domain::membership::{membership_stream_id, LearnerMemberships, MembershipCommand};
+use domain::membership::{
+    membership_stream_id, LearnerMemberships, MembershipCommand, MembershipEvent,
+};
 use e2e_tests::{customer, meta};
 use projections::read_models::learners::{
     memberships_of_customer, memberships_of_learner, Learners, MembershipFilter, MembershipRow,
@@ -503,4 +505,138 @@ async fn rebuilding_into_fresh_tables_gives_the_rows_of_incremental_catch_up(poo
         .await
         .unwrap();
     assert_eq!(dump(&pool, &Learners).await, incremental);
+}
+
+/// A small deterministic pseudo-random source (xorshift), so a history is the same every run.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % sides as u64) as usize
+    }
+}
+
+/// `count` membership events in any order, the ones the aggregate would refuse included (an
+/// activation without a row, a cancellation of a linked row...), in episodes of 2 to 13 events
+/// about 2 new customers x 2 new learners each (so a later event rarely hides an earlier one's
+/// effect).
+fn raw_history(count: usize) -> Vec<MembershipEvent> {
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let (mut customers, mut learners) = (Vec::new(), Vec::new());
+    let mut episode_left = 0;
+    (0..count)
+        .map(|_| {
+            if episode_left == 0 {
+                customers = vec![customer(), customer()];
+                learners = vec![e2e_tests::learner(), e2e_tests::learner()];
+                episode_left = 2 + dice.roll(12);
+            }
+            episode_left -= 1;
+            let customer_id = customers[dice.roll(customers.len())];
+            let learner_id = learners[dice.roll(learners.len())];
+            match dice.roll(7) {
+                0 => MembershipEvent::PendingLinkRequested {
+                    learner_id,
+                    customer_id,
+                },
+                1 => MembershipEvent::PendingLinkCancelled {
+                    learner_id,
+                    customer_id,
+                },
+                2 | 3 => MembershipEvent::LearnerLinked {
+                    learner_id,
+                    customer_id,
+                    active: dice.roll(2) == 0,
+                },
+                4 => MembershipEvent::MembershipActivated {
+                    learner_id,
+                    customer_id,
+                },
+                5 => MembershipEvent::MembershipDeactivated {
+                    learner_id,
+                    customer_id,
+                },
+                _ => MembershipEvent::LearnerUnlinked {
+                    learner_id,
+                    customer_id,
+                    is_relinkable: dice.roll(2) == 0,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Appends `events` straight to the log in one transaction, each recorded a second after the
+/// previous one.
+async fn append_raw(pool: &PgPool, events: &[MembershipEvent]) {
+    let mut tx = pool.begin().await.unwrap();
+    let start = chrono::Utc::now();
+    for (n, event) in events.iter().enumerate() {
+        let payload = serde_json::to_value(event).unwrap();
+        let event_type = payload.as_object().unwrap().keys().next().unwrap().clone();
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata, recorded_at)
+             VALUES ('learner_membership', $1, $2, $3, '1.0', $4, '{}', $5)",
+        )
+        .bind(membership_stream_id(event.learner_id()))
+        .bind(1_000 + n as i64)
+        .bind(event_type)
+        .bind(payload)
+        .bind(start + chrono::Duration::seconds(n as i64))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn batches_of_any_size_give_the_rows_of_one_event_at_a_time(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    let (acme, ids) = mixed_customer(&store).await;
+    link(&store, ids[0], customer(), true).await;
+    let relink = MembershipCommand::LinkLearner {
+        learner_id: ids[3],
+        customer_id: acme,
+        activate: true,
+    };
+    membership(&store, relink).await;
+    let cancel = MembershipCommand::UnlinkLearner {
+        learner_id: ids[4],
+        customer_id: acme,
+        is_relinkable: true,
+    };
+    membership(&store, cancel).await;
+    learners::link_by_email(&store, acme, "pending@example.com", &meta())
+        .await
+        .unwrap();
+    append_raw(&pool, &raw_history(400)).await;
+    settle(&pool, &Learners).await;
+
+    let mut dumps = Vec::new();
+    for batch_size in [1, 7, 1000] {
+        let options = RunnerOptions {
+            batch_size,
+            ..RunnerOptions::default()
+        };
+        projections::rebuild::in_place(&pool, &Learners, options)
+            .await
+            .unwrap();
+        dumps.push((batch_size, dump(&pool, &Learners).await));
+    }
+    let (_, one_by_one) = &dumps[0];
+    assert!(one_by_one.len() >= 100, "{} rows", one_by_one.len());
+    for (batch_size, rows) in &dumps[1..] {
+        let first_difference = one_by_one.iter().zip(rows).find(|(a, b)| a != b);
+        assert!(
+            rows == one_by_one,
+            "batches of {batch_size}: {} rows for {}, first difference {first_difference:#?}",
+            rows.len(),
+            one_by_one.len()
+        );
+    }
 }

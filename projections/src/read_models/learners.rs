@@ -15,14 +15,20 @@
 //! latest event that changed it. No personal data is stored: the queries join the learner
 //! directory (`learners`: LMS user id, username, email) when they read, so an erased learner
 //! reads with those columns empty.
+//!
+//! A batch is applied in memory: the rows of the memberships it touches are loaded in one
+//! query, its events folded over them in log order (so the outcome is that of applying them
+//! one by one), and what changed is written back in one upsert and one delete.
 
-use crate::projection::{decode, ApplyError, Projection};
+use crate::projection::{ApplyError, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{CustomerId, LearnerId};
 use domain::membership::MembershipEvent;
+use serde::Deserialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use store::log::LoggedEvent;
@@ -137,104 +143,207 @@ impl Projection for Learners {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
-        if event.aggregate_type != MEMBERSHIP {
+        self.apply_batch(conn, std::slice::from_ref(event))
+            .await
+            .map_err(|(_, error)| error)
+    }
+
+    /// Loads the memberships the batch touches (one query), folds the events over them in log
+    /// order, and writes back what changed: one upsert and one delete.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[LoggedEvent],
+    ) -> Result<(), (usize, ApplyError)> {
+        let mut decoded = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            if event.aggregate_type == MEMBERSHIP {
+                // Decoded where it lies (as `projection::decode` does, with the same errors,
+                // without copying the payload first).
+                let membership = MembershipEvent::deserialize(&event.payload)
+                    .map_err(|e| (index, ApplyError::Malformed(e.to_string())))?;
+                decoded.push((membership, event.recorded_at));
+            }
+        }
+        if decoded.is_empty() {
             return Ok(());
         }
-        let decoded: MembershipEvent = decode(event)?;
-        let customer = decoded.customer_id().0;
-        let learner = decoded.learner_id().0;
-        let at = event.recorded_at;
-        use MembershipEvent as E;
-        use MembershipStatus as S;
-        match decoded {
-            E::PendingLinkRequested { .. } => {
-                upsert(conn, customer, learner, S::Pending, false, true, at).await?
-            }
-            E::PendingLinkCancelled { .. } => {
-                sqlx::query(
-                    "DELETE FROM learners_memberships WHERE customer_id = $1 AND learner_id = $2",
-                )
-                .bind(customer)
-                .bind(learner)
-                .execute(&mut *conn)
-                .await?;
-            }
-            E::LearnerLinked { active, .. } => {
-                upsert(conn, customer, learner, S::Linked, active, true, at).await?
-            }
-            E::MembershipActivated { .. } => set_active(conn, customer, learner, true, at).await?,
-            E::MembershipDeactivated { .. } => {
-                set_active(conn, customer, learner, false, at).await?
-            }
-            E::LearnerUnlinked { is_relinkable, .. } => {
-                upsert(
-                    conn,
-                    customer,
-                    learner,
-                    S::Unlinked,
-                    false,
-                    is_relinkable,
-                    at,
-                )
-                .await?
-            }
+        let keys = decoded.iter().map(|(e, _)| key_of(e)).collect();
+        let mut memberships = Memberships::load(conn, keys)
+            .await
+            .map_err(|e| (0, e.into()))?;
+        for (event, at) in decoded {
+            memberships.apply(event, at);
         }
-        Ok(())
+        memberships.write(conn).await.map_err(|e| (0, e.into()))
     }
 }
 
-/// Sets the whole state of a membership, creating the row if it is new.
-async fn upsert(
-    conn: &mut PgConnection,
-    customer: Uuid,
-    learner: Uuid,
+/// A membership's key: customer, learner.
+type Key = (Uuid, Uuid);
+
+fn key_of(event: &MembershipEvent) -> Key {
+    (event.customer_id().0, event.learner_id().0)
+}
+
+/// A membership row without its key.
+#[derive(Debug, Clone, PartialEq)]
+struct Membership {
     state: MembershipStatus,
     active: bool,
     is_relinkable: bool,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO learners_memberships
-                (customer_id, learner_id, state, active, is_relinkable, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT (customer_id, learner_id) DO UPDATE
-            SET state = EXCLUDED.state, active = EXCLUDED.active,
-                is_relinkable = EXCLUDED.is_relinkable, updated_at = EXCLUDED.updated_at",
-    )
-    .bind(customer)
-    .bind(learner)
-    .bind(state.as_str())
-    .bind(active)
-    .bind(is_relinkable)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-/// Activates or deactivates a linked membership. The aggregate only emits these for linked
-/// memberships; the upsert keeps the row right even if the row were somehow missing.
-async fn set_active(
-    conn: &mut PgConnection,
-    customer: Uuid,
-    learner: Uuid,
+/// A row of `learners_memberships` as stored.
+#[derive(sqlx::FromRow)]
+struct StoredMembership {
+    customer_id: Uuid,
+    learner_id: Uuid,
+    state: String,
     active: bool,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO learners_memberships
-                (customer_id, learner_id, state, active, is_relinkable, created_at, updated_at)
-         VALUES ($1, $2, 'linked', $3, true, $4, $4)
-         ON CONFLICT (customer_id, learner_id) DO UPDATE
-            SET state = 'linked', active = EXCLUDED.active, updated_at = EXCLUDED.updated_at",
-    )
-    .bind(customer)
-    .bind(learner)
-    .bind(active)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    is_relinkable: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The memberships a batch touches: each one's row before the batch, and after the events
+/// folded so far (`None`: no row).
+struct Memberships {
+    rows: HashMap<Key, (Option<Membership>, Option<Membership>)>,
+}
+
+impl Memberships {
+    /// The current rows of `keys`, in one query.
+    async fn load(conn: &mut PgConnection, keys: HashSet<Key>) -> Result<Self, sqlx::Error> {
+        let (customers, learners): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+        let mut rows: HashMap<Key, _> = keys.into_iter().map(|k| (k, (None, None))).collect();
+        let found: Vec<StoredMembership> = sqlx::query_as(
+            "SELECT m.customer_id, m.learner_id, m.state, m.active, m.is_relinkable,
+                    m.created_at, m.updated_at
+               FROM UNNEST($1::uuid[], $2::uuid[]) AS k (customer_id, learner_id)
+               JOIN learners_memberships m
+                 ON m.customer_id = k.customer_id AND m.learner_id = k.learner_id",
+        )
+        .bind(customers)
+        .bind(learners)
+        .fetch_all(&mut *conn)
+        .await?;
+        for found in found {
+            let state = found
+                .state
+                .parse()
+                .map_err(|e: String| sqlx::Error::ColumnDecode {
+                    index: "state".into(),
+                    source: e.into(),
+                })?;
+            let row = Membership {
+                state,
+                active: found.active,
+                is_relinkable: found.is_relinkable,
+                created_at: found.created_at,
+                updated_at: found.updated_at,
+            };
+            let key = (found.customer_id, found.learner_id);
+            rows.insert(key, (Some(row.clone()), Some(row)));
+        }
+        Ok(Self { rows })
+    }
+
+    /// One event, by the rules of the module doc.
+    fn apply(&mut self, event: MembershipEvent, at: DateTime<Utc>) {
+        use MembershipEvent as E;
+        use MembershipStatus as S;
+        let (_, row) = self.rows.entry(key_of(&event)).or_default();
+        // (De)activation keeps the flag. The aggregate only emits it for linked memberships;
+        // a missing row would still be created, relinkable.
+        let kept = row.as_ref().is_none_or(|m| m.is_relinkable);
+        let (state, active, is_relinkable) = match event {
+            E::PendingLinkRequested { .. } => (S::Pending, false, true),
+            E::PendingLinkCancelled { .. } => {
+                *row = None;
+                return;
+            }
+            E::LearnerLinked { active, .. } => (S::Linked, active, true),
+            E::MembershipActivated { .. } => (S::Linked, true, kept),
+            E::MembershipDeactivated { .. } => (S::Linked, false, kept),
+            E::LearnerUnlinked { is_relinkable, .. } => (S::Unlinked, false, is_relinkable),
+        };
+        *row = Some(Membership {
+            state,
+            active,
+            is_relinkable,
+            created_at: row.as_ref().map_or(at, |m| m.created_at),
+            updated_at: at,
+        });
+    }
+
+    /// Writes the rows that changed (one upsert) and deletes the rows that went (one delete).
+    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let (mut changed, mut gone) = (Vec::new(), Vec::new());
+        for (key, (before, after)) in self.rows {
+            match after {
+                Some(row) if before.as_ref() != Some(&row) => changed.push((key, row)),
+                None if before.is_some() => gone.push(key),
+                _ => {}
+            }
+        }
+        if !gone.is_empty() {
+            sqlx::query(
+                "DELETE FROM learners_memberships m
+                  USING UNNEST($1::uuid[], $2::uuid[]) AS k (customer_id, learner_id)
+                  WHERE m.customer_id = k.customer_id AND m.learner_id = k.learner_id",
+            )
+            .bind(gone.iter().map(|k| k.0).collect::<Vec<_>>())
+            .bind(gone.iter().map(|k| k.1).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !changed.is_empty() {
+            sqlx::query(
+                "INSERT INTO learners_memberships
+                        (customer_id, learner_id, state, active, is_relinkable, created_at,
+                         updated_at)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::bool[],
+                                      $6::timestamptz[], $7::timestamptz[])
+                 ON CONFLICT (customer_id, learner_id) DO UPDATE
+                    SET state = EXCLUDED.state, active = EXCLUDED.active,
+                        is_relinkable = EXCLUDED.is_relinkable, created_at = EXCLUDED.created_at,
+                        updated_at = EXCLUDED.updated_at",
+            )
+            .bind(changed.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+            .bind(changed.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+            .bind(
+                changed
+                    .iter()
+                    .map(|(_, m)| m.state.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(changed.iter().map(|(_, m)| m.active).collect::<Vec<_>>())
+            .bind(
+                changed
+                    .iter()
+                    .map(|(_, m)| m.is_relinkable)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|(_, m)| m.created_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|(_, m)| m.updated_at)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// The membership columns and the directory's, for both queries.
