@@ -156,7 +156,9 @@ async fn catalog_filters(
         .collect()
 }
 
-fn parse_filter(catalog_id: Uuid, filter: &Value) -> Result<ContentFilter, ApplyError> {
+/// A stored catalog filter, parsed; one that no longer parses stops the projection reading it
+/// (the outbox keeps catalogs too and reads them the same way).
+pub(crate) fn parse_filter(catalog_id: Uuid, filter: &Value) -> Result<ContentFilter, ApplyError> {
     catalog_filter::parse(filter)
         .map_err(|e| ApplyError::Malformed(format!("catalog {catalog_id}: {e}")))
 }

@@ -8,8 +8,9 @@
 
 use super::{item_id, ItemAction, ItemKind};
 use crate::projection::ApplyError;
+use crate::read_models::catalog::parse_filter;
 use chrono::{DateTime, Utc};
-use domain::catalog_filter::{self, ContentFilter};
+use domain::catalog_filter::ContentFilter;
 use domain::content::{ContentEvent, ContentMetadata};
 use domain::customer::CustomerEvent;
 use serde_json::Value;
@@ -113,11 +114,6 @@ async fn catalog_filters(
     rows.into_iter()
         .map(|(id, filter)| Ok((id, parse_filter(id, &filter)?)))
         .collect()
-}
-
-fn parse_filter(catalog_id: Uuid, filter: &Value) -> Result<ContentFilter, ApplyError> {
-    catalog_filter::parse(filter)
-        .map_err(|e| ApplyError::Malformed(format!("catalog {catalog_id}: {e}")))
 }
 
 pub(super) async fn apply_catalog(
