@@ -177,7 +177,12 @@ async fn of_two_runners_one_leads_and_the_other_takes_over_when_it_stops(pool: P
         options(100),
         shutdown_a,
     ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // `a` is the leader once it applied something; only then does `b` start.
+    append(&pool, "warmup", 1, "Tested").await;
+    eventually("the first runner leads", || async {
+        recorded(&pool).await.len() == 1
+    })
+    .await;
     let b = tokio::spawn(runner::run(
         pool.clone(),
         Arc::new(Recorder::new("b")),
@@ -187,7 +192,7 @@ async fn of_two_runners_one_leads_and_the_other_takes_over_when_it_stops(pool: P
 
     append(&pool, "s", 20, "Tested").await;
     eventually("the leader applied the first events", || async {
-        recorded(&pool).await.len() == 20
+        recorded(&pool).await.len() == 21
     })
     .await;
     assert!(
@@ -199,10 +204,10 @@ async fn of_two_runners_one_leads_and_the_other_takes_over_when_it_stops(pool: P
     a.await.unwrap().unwrap();
     append(&pool, "s", 20, "Tested").await;
     eventually("the standby took over", || async {
-        recorded(&pool).await.len() == 40
+        recorded(&pool).await.len() == 41
     })
     .await;
-    assert!(recorded(&pool).await[20..].iter().all(|(_, r)| r == "b"));
+    assert!(recorded(&pool).await[21..].iter().all(|(_, r)| r == "b"));
 
     stop_b.send(true).unwrap();
     b.await.unwrap().unwrap();
