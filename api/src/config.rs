@@ -33,6 +33,28 @@ pub struct Config {
     #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
+    /// Shared secret of HS256 JWTs (edx-platform's JWT_SECRET_KEY). Give this or
+    /// --jwt-public-key. Prefer the environment variable: flags show in process lists.
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// PEM file of the RSA public key that checks RS256 JWTs (edx-platform's public JWK).
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key: Option<std::path::PathBuf>,
+
+    /// Required `iss` of tokens (e.g. https://lms.example.com/oauth2). Unchecked when absent.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of tokens. Unchecked when absent.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

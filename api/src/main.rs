@@ -1,6 +1,7 @@
 //! The service binary: configuration, logging, database, migrations, then the roles it was
 //! asked for (HTTP API, projection runners) until SIGTERM or Ctrl-C.
 
+use api::auth::Verifier;
 use api::config::{Command, Config, LogFormat};
 use api::{app, AppState};
 use clap::Parser;
@@ -35,6 +36,12 @@ async fn run(config: Config) -> Result<(), String> {
         return Ok(());
     }
 
+    let verifier = if config.runs_api() {
+        Some(verifier(&config)?)
+    } else {
+        None
+    };
+
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -58,8 +65,8 @@ async fn run(config: Config) -> Result<(), String> {
         }
         tracing::info!(count = runners.len(), "projection runners started");
     }
-    let served = if config.runs_api() {
-        serve(pool, config.bind, shutdown.clone()).await
+    let served = if let Some(verifier) = verifier {
+        serve(AppState::new(pool, verifier), config.bind, shutdown.clone()).await
     } else {
         let mut shutdown = shutdown.clone();
         let _ = shutdown.wait_for(|stopping| *stopping).await;
@@ -71,8 +78,26 @@ async fn run(config: Config) -> Result<(), String> {
     served
 }
 
+/// The token verifier the configuration asks for.
+fn verifier(config: &Config) -> Result<Verifier, String> {
+    let pem = match &config.jwt_public_key {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read the JWT public key {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    Verifier::new(
+        config.jwt_secret.as_deref(),
+        pem.as_deref(),
+        config.jwt_issuer.as_deref(),
+        config.jwt_audience.as_deref(),
+    )
+    .map_err(|e| format!("{e} (JWT_SECRET or JWT_PUBLIC_KEY_FILE)"))
+}
+
 async fn serve(
-    pool: sqlx::PgPool,
+    state: AppState,
     bind: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
@@ -80,7 +105,7 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     tracing::info!(%bind, "serving");
-    axum::serve(listener, app(AppState { pool }))
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stopping| *stopping).await;
         })

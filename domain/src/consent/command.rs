@@ -62,6 +62,9 @@ pub enum Action {
     Decline,
     /// Take back a granted consent.
     Revoke,
+    /// edX's consent API DELETE: leave the consent not granted, whatever it was (a revocation
+    /// of a grant, a decline when never asked, nothing when already not granted).
+    Refuse,
 }
 
 /// A command on one consent record. The key travels with it so the first event carries it.

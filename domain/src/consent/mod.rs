@@ -96,28 +96,34 @@ impl Aggregate for Consent {
         self.check_key(customer_id, learner_id, &subject)?;
         let event = match (action, self.state) {
             (command::Action::Grant, ConsentState::Granted)
-            | (command::Action::Decline, ConsentState::NotGranted) => return Ok(()),
+            | (command::Action::Decline | command::Action::Refuse, ConsentState::NotGranted) => {
+                return Ok(())
+            }
             (command::Action::Grant, _) => ConsentEvent::ConsentGranted {
                 customer_id,
                 learner_id,
                 subject,
                 source,
             },
-            (command::Action::Decline, ConsentState::NeverAsked) => ConsentEvent::ConsentDeclined {
-                customer_id,
-                learner_id,
-                subject,
-                source,
-            },
+            (command::Action::Decline | command::Action::Refuse, ConsentState::NeverAsked) => {
+                ConsentEvent::ConsentDeclined {
+                    customer_id,
+                    learner_id,
+                    subject,
+                    source,
+                }
+            }
             (command::Action::Decline, ConsentState::Granted) => {
                 return Err(ConsentError::GrantedUseRevoke)
             }
-            (command::Action::Revoke, ConsentState::Granted) => ConsentEvent::ConsentRevoked {
-                customer_id,
-                learner_id,
-                subject,
-                source,
-            },
+            (command::Action::Revoke | command::Action::Refuse, ConsentState::Granted) => {
+                ConsentEvent::ConsentRevoked {
+                    customer_id,
+                    learner_id,
+                    subject,
+                    source,
+                }
+            }
             (command::Action::Revoke, _) => return Err(ConsentError::NotGranted),
         };
         sink.write(event, self).await;

@@ -116,6 +116,25 @@ async fn revoking_what_was_never_granted_is_refused() {
 }
 
 #[tokio::test]
+async fn refusing_leaves_the_consent_not_granted_whatever_it_was() {
+    Given::with(())
+        .given(vec![granted()])
+        .when_async(command(Action::Refuse))
+        .await
+        .then_expect_events(vec![revoked()]);
+    Given::with(())
+        .given_no_previous_events()
+        .when_async(command(Action::Refuse))
+        .await
+        .then_expect_events(vec![declined()]);
+    Given::with(())
+        .given(vec![granted(), revoked()])
+        .when_async(command(Action::Refuse))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
 async fn grant_after_revocation_is_recorded() {
     Given::with(())
         .given(vec![granted(), revoked()])

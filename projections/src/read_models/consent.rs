@@ -331,15 +331,7 @@ pub async fn answer(
             course_answer(&mut conn, customer, learner, &key.0, enforces).await
         }
         ConsentQuery::Program(uuid) => {
-            let keys: Option<serde_json::Value> = sqlx::query_scalar(
-                "SELECT course_keys FROM consent_programs WHERE program_uuid = $1",
-            )
-            .bind(uuid.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-            let keys: Vec<String> = keys
-                .and_then(|v| serde_json::from_value(v).ok())
-                .unwrap_or_default();
+            let keys = program_course_keys(&mut *conn, *uuid).await?;
             if keys.is_empty() {
                 return Ok(ConsentAnswer::default());
             }
@@ -357,6 +349,22 @@ pub async fn answer(
             Ok(program)
         }
     }
+}
+
+/// The course keys of a program as the consent read model knows them; empty when the program
+/// is unknown.
+pub async fn program_course_keys<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    program: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    let keys: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT course_keys FROM consent_programs WHERE program_uuid = $1")
+            .bind(program.to_string())
+            .fetch_optional(executor)
+            .await?;
+    Ok(keys
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
 }
 
 async fn course_answer(
