@@ -6,6 +6,8 @@ use domain::ids::{CustomerId, LearnerId};
 use store::CommandMetadata;
 use uuid::Uuid;
 
+pub mod api;
+
 pub fn meta() -> CommandMetadata {
     CommandMetadata::new("test")
 }

@@ -1,0 +1,155 @@
+//! A real server for the HTTP tests: the service's router on a loopback port, every projection
+//! runner tailing the log behind it, and HS256 tokens for any principal.
+
+use api::auth::Verifier;
+use api::AppState;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use projections::runner::{self, RunnerOptions};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+const SECRET: &str = "e2e-test-secret";
+const ISSUER: &str = "https://lms.test/oauth2";
+
+/// The service, listening on a loopback port until dropped.
+pub struct Server {
+    pub base: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    stop: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Starts the API and the projection runners on `pool`.
+    pub async fn start(test_pool: PgPool) -> Self {
+        // The test's pool is small; runners and the server need a pool of their own.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(40)
+            .connect_with(test_pool.connect_options().as_ref().clone())
+            .await
+            .expect("connecting the server's pool");
+        let (stop, shutdown) = watch::channel(false);
+        for projection in projections::read_models::all() {
+            let runner = runner::run(
+                pool.clone(),
+                projection,
+                RunnerOptions::default(),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = runner.await {
+                    panic!("projection runner stopped: {e}");
+                }
+            });
+        }
+        let verifier = Verifier::new(Some(SECRET), None, Some(ISSUER), None).expect("verifier");
+        let app = api::app(AppState::new(pool.clone(), verifier));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port");
+        let address = listener.local_addr().expect("local address");
+        let mut server_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = server_shutdown.wait_for(|s| *s).await;
+                })
+                .await
+                .expect("serving");
+        });
+        Self {
+            base: format!("http://{address}"),
+            pool,
+            client: reqwest::Client::new(),
+            stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with `Authorization: JWT <token>`, edx-platform's scheme.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("Authorization", format!("JWT {token}"))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        send(self.request(reqwest::Method::GET, path, token)).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        send(self.request(reqwest::Method::POST, path, token).json(body)).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Sends a request; the status and the JSON body (`null` when the body is not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A valid token for `username` with `roles` (edx-rbac strings).
+pub fn token(username: &str, roles: &[&str]) -> String {
+    let claims = json!({
+        "preferred_username": username,
+        "roles": roles,
+        "iss": ISSUER,
+        "exp": chrono::Utc::now().timestamp() + 3600,
+    });
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("signing a token")
+}
+
+pub fn operator() -> String {
+    token("operator", &["enterprise_openedx_operator:*"])
+}
+
+pub fn lms() -> String {
+    token("lms", &["lms_service"])
+}
+
+pub fn admin_of(customer: impl std::fmt::Display) -> String {
+    token("admin", &[&format!("enterprise_admin:{customer}")])
+}
+
+impl Server {
+    /// Waits until every read model has applied the whole log (ten seconds at most).
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let head = store::log::head(&self.pool).await.expect("log head");
+            let statuses = projections::status::all(&self.pool).await.expect("status");
+            let names = projections::read_models::all().len();
+            let caught_up = statuses.iter().filter(|s| s.position >= head).count();
+            if caught_up >= names {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the read models did not reach {head:?} in 10 s: {statuses:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
