@@ -10,6 +10,10 @@ use axum::response::{IntoResponse, Response};
 use domain::error::{DomainError, Invalid};
 use serde::Serialize;
 use store::error::FailureKind;
+use store::services::customers::CustomerServiceError;
+use store::services::enrollments::EnrollError;
+use store::services::learners::LearnerServiceError;
+use store::services::redemption::RedemptionError;
 use store::{CommandError, Failure};
 
 /// One input field at fault and why.
@@ -161,6 +165,36 @@ impl IntoResponse for ApiError {
 impl<E: DomainError> From<CommandError<E>> for ApiError {
     fn from(err: CommandError<E>) -> Self {
         Self::from_kind(err.kind(), err.field(), err.to_string())
+    }
+}
+
+impl From<CustomerServiceError> for ApiError {
+    fn from(err: CustomerServiceError) -> Self {
+        match err {
+            CustomerServiceError::Slug(e) => e.into(),
+            CustomerServiceError::Customer(e) => e.into(),
+        }
+    }
+}
+
+impl From<LearnerServiceError> for ApiError {
+    fn from(err: LearnerServiceError) -> Self {
+        match err {
+            LearnerServiceError::Membership(e) => e.into(),
+            other => Self::from_kind(other.kind(), None, other.to_string()),
+        }
+    }
+}
+
+impl From<EnrollError> for ApiError {
+    fn from(err: EnrollError) -> Self {
+        Self::from_kind(err.kind(), err.field(), err.to_string())
+    }
+}
+
+impl From<RedemptionError> for ApiError {
+    fn from(err: RedemptionError) -> Self {
+        Self::from_kind(err.kind(), None, err.to_string())
     }
 }
 

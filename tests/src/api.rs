@@ -134,22 +134,38 @@ pub fn admin_of(customer: impl std::fmt::Display) -> String {
 }
 
 impl Server {
-    /// Waits until every read model has applied the whole log (ten seconds at most).
+    /// Waits until every read model has applied every event committed so far (ten seconds at
+    /// most).
     pub async fn settle(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let head = store::log::head(&self.pool).await.expect("log head");
-            let statuses = projections::status::all(&self.pool).await.expect("status");
-            let names = projections::read_models::all().len();
-            let caught_up = statuses.iter().filter(|s| s.position >= head).count();
-            if caught_up >= names {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the read models did not reach {head:?} in 10 s: {statuses:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("the last position");
+        let Some(last) = last else { return };
+        let names: Vec<&str> = projections::read_models::all()
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        api::consistency::MinPosition(Some(last))
+            .wait(&self.pool, &names)
+            .await
+            .expect("the read models catch up");
     }
+}
+
+/// Sends a request; the status, the JSON body and the `X-Log-Position` the command reached.
+pub async fn send_at(request: reqwest::RequestBuilder) -> (u16, Value, Option<i64>) {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let position = response
+        .headers()
+        .get("x-log-position")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let text = response.text().await.expect("a body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        position,
+    )
 }

@@ -2,6 +2,7 @@
 //! descriptions, so the document covers every route by construction.
 
 pub mod consent;
+pub mod customers;
 pub mod health;
 
 use crate::AppState;
@@ -18,6 +19,7 @@ use utoipa_axum::routes;
     modifiers(&JwtScheme),
     tags(
         (name = "consent", description = "edX's data sharing consent API"),
+        (name = "enterprise", description = "edX's enterprise API (/enterprise/api/v1/)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -49,5 +51,17 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
             consent::post_consent,
             consent::delete_consent
         ))
+        .routes(routes!(
+            customers::list_customers,
+            customers::create_customer
+        ))
+        .routes(routes!(
+            customers::get_customer,
+            customers::update_customer,
+            customers::delete_customer
+        ))
+        .routes(routes!(customers::customer_contains_content_items))
+        .routes(routes!(customers::course_enrollments))
+        .routes(routes!(customers::unlink_users))
         .split_for_parts()
 }

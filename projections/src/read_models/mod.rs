@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod consent;
+pub mod customers;
 pub mod enrollments;
 pub mod learners;
 pub mod outbox;
@@ -14,6 +15,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(catalog::CatalogProjection),
         Arc::new(consent::ConsentProjection),
+        Arc::new(customers::Customers),
         Arc::new(learners::Learners),
         Arc::new(enrollments::Enrollments),
         Arc::new(outbox::Outbox),
