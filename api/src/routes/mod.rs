@@ -1,9 +1,12 @@
 //! The routes, one module per resource; [`router`] mounts them all and collects their OpenAPI
 //! descriptions, so the document covers every route by construction.
 
+pub mod catalogs;
 pub mod consent;
 pub mod customers;
+pub mod enrollments;
 pub mod health;
+pub mod learners;
 
 use crate::AppState;
 use axum::Router;
@@ -20,6 +23,7 @@ use utoipa_axum::routes;
     tags(
         (name = "consent", description = "edX's data sharing consent API"),
         (name = "enterprise", description = "edX's enterprise API (/enterprise/api/v1/)"),
+        (name = "catalogs", description = "edX's catalog routes"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -63,5 +67,20 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(customers::customer_contains_content_items))
         .routes(routes!(customers::course_enrollments))
         .routes(routes!(customers::unlink_users))
+        .routes(routes!(learners::list_learners, learners::link_learner))
+        .routes(routes!(
+            enrollments::list_enrollments,
+            enrollments::record_enrollment
+        ))
+        .routes(routes!(catalogs::list_catalogs))
+        .routes(routes!(catalogs::get_catalog))
+        .routes(routes!(catalogs::catalog_contains_content_items))
+        .routes(routes!(catalogs::catalog_course))
+        .routes(routes!(catalogs::catalog_course_run))
+        .routes(routes!(catalogs::catalog_program))
+        .routes(routes!(catalogs::create_catalog))
+        .routes(routes!(catalogs::update_catalog))
+        .routes(routes!(catalogs::get_branding))
+        .routes(routes!(catalogs::update_branding))
         .split_for_parts()
 }

@@ -396,3 +396,37 @@ async fn course_answer(
         consent_required: required,
     })
 }
+
+/// One consent record as the read model holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecordRow {
+    /// `course` or `program`.
+    pub subject_type: String,
+    /// The course key or program uuid.
+    pub subject_key: String,
+    pub granted: bool,
+}
+
+/// Every consent record of a learner with a customer (edX's `data_sharing_consent_records`).
+pub async fn records_of(
+    pool: &PgPool,
+    customer: CustomerId,
+    learner: LearnerId,
+) -> Result<Vec<ConsentRecordRow>, sqlx::Error> {
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT subject_type, subject_key, granted FROM consent_records
+          WHERE customer_id = $1 AND learner_id = $2 ORDER BY subject_type, subject_key",
+    )
+    .bind(customer.0)
+    .bind(learner.0)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(subject_type, subject_key, granted)| ConsentRecordRow {
+            subject_type,
+            subject_key,
+            granted,
+        })
+        .collect())
+}

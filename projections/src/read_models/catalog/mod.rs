@@ -318,6 +318,7 @@ async fn evaluate_catalog(
 mod query;
 
 pub use query::{
-    catalog, catalog_content, catalogs_of_customer, contains_content_items, content_detail,
-    customer_contains_content_items, customer_contains_course, CatalogRow, ContentRow,
+    catalog, catalog_content, catalogs, catalogs_of_customer, contains_content_items,
+    content_detail, customer_contains_content_items, customer_contains_course, CatalogRow,
+    ContentRow,
 };

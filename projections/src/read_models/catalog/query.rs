@@ -263,3 +263,34 @@ pub async fn catalog(pool: &PgPool, catalog_id: Uuid) -> Result<Option<CatalogRo
     .await?;
     row.map(catalog_row).transpose()
 }
+
+/// A page of catalogs of the customers `among` (`None`: every customer), oldest first, and how
+/// many there are in all.
+pub async fn catalogs(
+    pool: &PgPool,
+    among: Option<&[Uuid]>,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<CatalogRow>), sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM catalog_catalogs WHERE $1::uuid[] IS NULL OR customer_id = ANY($1)",
+    )
+    .bind(among)
+    .fetch_one(pool)
+    .await?;
+    let rows: Vec<CatalogTuple> = sqlx::query_as(&format!(
+        "SELECT {CATALOG_COLUMNS} FROM catalog_catalogs
+          WHERE $1::uuid[] IS NULL OR customer_id = ANY($1)
+          ORDER BY added_at, catalog_id LIMIT $2 OFFSET $3"
+    ))
+    .bind(among)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let rows = rows
+        .into_iter()
+        .map(catalog_row)
+        .collect::<Result<_, _>>()?;
+    Ok((count, rows))
+}
