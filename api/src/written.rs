@@ -40,11 +40,12 @@ impl From<&Appended> for Written {
 }
 
 impl Written {
-    /// The later of two writes (a request that ran several commands).
+    /// Two writes of one request taken together: the later stream's version, and the furthest
+    /// position either reached.
     pub fn then(self, later: Written) -> Written {
         Written {
             sequence: later.sequence,
-            position: later.position.or(self.position),
+            position: self.position.max(later.position),
         }
     }
 

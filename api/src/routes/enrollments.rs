@@ -18,7 +18,6 @@ use chrono::{DateTime, Utc};
 use domain::enrollment::EnrollmentSource;
 use domain::ids::{CourseRunId, CustomerId};
 use projections::read_models::enrollments::{self as enrollments_model, ReportFilter, ReportRow};
-use projections::read_models::learners::{self as learners_model, MembershipStatus};
 use serde::{Deserialize, Serialize};
 use store::services::enrollments::{enroll, EnrollRequest};
 use utoipa::{IntoParams, ToSchema};
@@ -161,11 +160,9 @@ pub async fn record_enrollment(
         .await?
         .ok_or_else(|| ApiError::field("username", "no learner with this username is known"))?
         .id();
-    let customer = learners_model::memberships_of_learner(&state.pool, learner)
+    let customer = crate::routes::lms::memberships(&state, learner)
         .await?
-        .into_iter()
-        .find(|m| m.state == MembershipStatus::Linked && m.active)
-        .map(|m| m.customer_id)
+        .active_customer()
         .ok_or_else(|| {
             ApiError::Unprocessable("the learner has no active enterprise customer".into())
         })?;

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod enrollments;
 pub mod health;
 pub mod learners;
+pub mod lms;
 
 use crate::AppState;
 use axum::Router;
@@ -24,6 +25,7 @@ use utoipa_axum::routes;
         (name = "consent", description = "edX's data sharing consent API"),
         (name = "enterprise", description = "edX's enterprise API (/enterprise/api/v1/)"),
         (name = "catalogs", description = "edX's catalog routes"),
+        (name = "lms", description = "Facts the LMS pushes (role lms_service)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -82,5 +84,9 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(catalogs::update_catalog))
         .routes(routes!(catalogs::get_branding))
         .routes(routes!(catalogs::update_branding))
+        .routes(routes!(lms::upsert_learner))
+        .routes(routes!(lms::record_enrollment_fact))
+        .routes(routes!(lms::record_completion_fact))
+        .routes(routes!(lms::upsert_content))
         .split_for_parts()
 }
