@@ -4,7 +4,7 @@
 //! - [`auth`]: JWT authentication and the role x tenant checks every route makes.
 //! - [`error`]: problem-details errors; [`extract`]: body and query extractors that refuse bad
 //!   input clearly; [`page`]: DRF-style pagination; [`consistency`]: `min_position` waits;
-//!   [`written`]: what commands answer.
+//!   [`written`]: what commands answer; [`metrics`]: `/metrics`.
 //! - [`routes`]: one module per resource; [`app`] assembles them with `/openapi.json`.
 //!
 //! The binary (`src/main.rs`) parses the configuration, sets up logging, connects, migrates and
@@ -15,6 +15,7 @@ pub mod config;
 pub mod consistency;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod page;
 pub mod routes;
 pub mod written;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub store: store::EventStore,
     pub verifier: Arc<auth::Verifier>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ impl AppState {
             store: store::EventStore::new(pool.clone()),
             pool,
             verifier: Arc::new(verifier),
+            metrics: Arc::new(metrics::Metrics::default()),
         }
     }
 }
@@ -55,6 +58,11 @@ pub fn app(state: AppState) -> Router {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .with_state(state)
 }

@@ -56,14 +56,31 @@ pub struct ConsentError {
     pub error: String,
 }
 
-fn edx_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(ConsentError {
-            error: message.into(),
-        }),
-    )
-        .into_response()
+/// Why a consent request was refused: in edX's `{"error": ...}` shape where edX answers so,
+/// as problem details otherwise.
+#[derive(Debug)]
+enum Refusal {
+    Edx(StatusCode, String),
+    Problem(ApiError),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Edx(status, error) => (status, Json(ConsentError { error })).into_response(),
+            Self::Problem(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Self::Problem(e)
+    }
+}
+
+fn edx_error(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal::Edx(status, message.into())
 }
 
 /// The request's parameters, checked.
@@ -89,7 +106,7 @@ impl ConsentParams {
 }
 
 /// Parameters from a query string or a body, first source first (edX's `get_request_value`).
-fn gather(sources: &[HashMap<String, String>]) -> Result<ConsentParams, Response> {
+fn gather(sources: &[HashMap<String, String>]) -> Result<ConsentParams, Refusal> {
     let get = |name: &str| {
         sources
             .iter()
@@ -155,7 +172,7 @@ fn gather(sources: &[HashMap<String, String>]) -> Result<ConsentParams, Response
 
 /// A query string or a body as flat parameters; JSON values that are not strings are kept in
 /// their JSON spelling.
-fn flatten(encoding: Encoding, bytes: &[u8]) -> Result<HashMap<String, String>, Response> {
+fn flatten(encoding: Encoding, bytes: &[u8]) -> Result<HashMap<String, String>, Refusal> {
     if bytes.is_empty() {
         return Ok(HashMap::new());
     }
@@ -183,7 +200,7 @@ fn flatten(encoding: Encoding, bytes: &[u8]) -> Result<HashMap<String, String>, 
     }
 }
 
-async fn params(method: &Method, request: Request) -> Result<ConsentParams, Response> {
+async fn params(method: &Method, request: Request) -> Result<ConsentParams, Refusal> {
     let query: HashMap<String, String> =
         serde_urlencoded::from_str(request.uri().query().unwrap_or("")).map_err(|e| {
             edx_error(
@@ -191,9 +208,7 @@ async fn params(method: &Method, request: Request) -> Result<ConsentParams, Resp
                 format!("malformed query string: {e}"),
             )
         })?;
-    let (encoding, bytes) = body_bytes(request)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let (encoding, bytes) = body_bytes(request).await?;
     let body = flatten(encoding, &bytes)?;
     if method == Method::POST {
         gather(&[body, query])
@@ -225,7 +240,7 @@ pub async fn get_consent(
 ) -> Response {
     let params = match params(&Method::GET, request).await {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     if let Err(e) = authorize(&principal, &params) {
         return e.into_response();
@@ -330,7 +345,7 @@ async fn write(
     let headers: HeaderMap = request.headers().clone();
     let params = match params(&method, request).await {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     if let Err(e) = authorize(&principal, &params) {
         return e.into_response();
@@ -345,6 +360,7 @@ async fn write(
                     params.username
                 ),
             )
+            .into_response()
         }
         Err(e) => return e.into_response(),
     };

@@ -222,21 +222,23 @@ pub async fn record_enrollment_fact(
         written = Written::from(&appended);
     }
     // A re-enrollment in another mode changes the mode too.
-    if existing.is_enrolled() && !existing.is_active() && body.is_active {
-        if existing.mode() != Some(body.mode) {
-            let change = EnrollmentCommand::ChangeMode {
-                customer_id: customer,
-                learner_id: learner,
-                course_run_id: run,
-                mode: body.mode,
-                at: now,
-            };
-            let appended = state
-                .store
-                .execute::<Enrollment>(&stream, change, &(), &meta)
-                .await?;
-            written = written.then(Written::from(&appended));
-        }
+    if existing.is_enrolled()
+        && !existing.is_active()
+        && body.is_active
+        && existing.mode() != Some(body.mode)
+    {
+        let change = EnrollmentCommand::ChangeMode {
+            customer_id: customer,
+            learner_id: learner,
+            course_run_id: run,
+            mode: body.mode,
+            at: now,
+        };
+        let appended = state
+            .store
+            .execute::<Enrollment>(&stream, change, &(), &meta)
+            .await?;
+        written = written.then(Written::from(&appended));
     }
     Ok((
         written.headers(),

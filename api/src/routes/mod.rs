@@ -52,6 +52,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
+        .routes(routes!(crate::metrics::metrics))
         .routes(routes!(
             consent::get_consent,
             consent::post_consent,
