@@ -5,7 +5,7 @@ use api::auth::Verifier;
 use api::config::{Command, Config, LogFormat};
 use api::{app, AppState};
 use clap::Parser;
-use projections::runner::{self, RunnerOptions};
+use projections::runner;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use tokio::sync::watch;
@@ -47,24 +47,13 @@ async fn run(config: Config) -> Result<(), String> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let mut runners = Vec::new();
-    if config.runs_projections() {
-        for projection in projections::read_models::all() {
-            let name = projection.name();
-            let runner = runner::run(
-                pool.clone(),
-                projection,
-                RunnerOptions::default(),
-                shutdown.clone(),
-            );
-            runners.push(tokio::spawn(async move {
-                if let Err(e) = runner.await {
-                    tracing::error!(projection = name, error = %e, "projection runner stopped");
-                }
-            }));
-        }
+    let runners = if config.runs_projections() {
+        let runners = runner::spawn_all(&pool, &shutdown);
         tracing::info!(count = runners.len(), "projection runners started");
-    }
+        runners
+    } else {
+        Vec::new()
+    };
     let served = if let Some(verifier) = verifier {
         serve(AppState::new(pool, verifier), config.bind, shutdown.clone()).await
     } else {

@@ -330,3 +330,28 @@ async fn wait(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool 
     }
     *shutdown.borrow()
 }
+
+/// Starts a runner for every read model ([`crate::read_models::all`]) with the default options;
+/// each ends when `shutdown` turns true, or logs the poison error that stopped it.
+pub fn spawn_all(
+    pool: &PgPool,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    crate::read_models::all()
+        .into_iter()
+        .map(|projection| {
+            let name = projection.name();
+            let runner = run(
+                pool.clone(),
+                projection,
+                RunnerOptions::default(),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = runner.await {
+                    tracing::error!(projection = name, error = %e, "projection runner stopped");
+                }
+            })
+        })
+        .collect()
+}

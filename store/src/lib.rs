@@ -9,9 +9,12 @@
 //! - [`directory`]: the learner directory, the only home of personal data.
 //! - [`secrets`]: secrets encrypted outside the log, referenced from events.
 //! - [`codes`]: unguessable coupon codes from the operating system's CSPRNG.
-//! - [`services`]: processes spanning several streams (customer slugs, learners, redemption).
+//! - [`services`]: processes spanning several streams (customer slugs, learners, enrollment,
+//!   redemption).
+//! - [`bench`]: the raw insert baseline and the driver the benchmark programs share.
 //! - [`error`]: the store's error types.
 
+pub mod bench;
 pub mod codes;
 pub mod command;
 pub mod db;

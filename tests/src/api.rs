@@ -4,7 +4,6 @@
 use api::auth::Verifier;
 use api::AppState;
 use jsonwebtoken::{encode, EncodingKey, Header};
-use projections::runner::{self, RunnerOptions};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -30,19 +29,8 @@ impl Server {
             .await
             .expect("connecting the server's pool");
         let (stop, shutdown) = watch::channel(false);
-        for projection in projections::read_models::all() {
-            let runner = runner::run(
-                pool.clone(),
-                projection,
-                RunnerOptions::default(),
-                shutdown.clone(),
-            );
-            tokio::spawn(async move {
-                if let Err(e) = runner.await {
-                    panic!("projection runner stopped: {e}");
-                }
-            });
-        }
+        // A poisoned runner logs and stops; the test then fails waiting for the read model.
+        projections::runner::spawn_all(&pool, &shutdown);
         let verifier = Verifier::new(Some(SECRET), None, Some(ISSUER), None).expect("verifier");
         let app = api::app(AppState::new(pool.clone(), verifier));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

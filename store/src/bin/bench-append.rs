@@ -10,9 +10,8 @@
 use clap::Parser;
 use domain::consent::{Action, Consent, ConsentCommand, ConsentSource, ConsentSubject};
 use domain::ids::{CourseKey, CustomerId, LearnerId};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
-use std::time::Instant;
 use store::{CommandMetadata, EventStore};
 use uuid::Uuid;
 
@@ -52,10 +51,7 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
     let max = args.concurrency.iter().copied().max().unwrap_or(1) as u32;
     let pool = store::db::connect(&url, max + 2).await?;
     store::db::migrate(&pool).await?;
-    sqlx::query("CREATE TABLE raw_events (LIKE events INCLUDING DEFAULTS INCLUDING INDEXES)")
-        .execute(&pool)
-        .await?;
-    let (payload, metadata) = sample_event();
+    store::bench::create_raw_table(&pool).await?;
 
     println!(
         "{} commands per level; each command appends one event",
@@ -66,13 +62,10 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
         "concurrency", "raw inserts/s", "commands/s", "events/s", "ratio"
     );
     for &level in &args.concurrency {
-        let raw = rate(args.commands, level, {
-            let (pool, payload, metadata) = (pool.clone(), payload.clone(), metadata.clone());
-            move |_| raw_insert(pool.clone(), payload.clone(), metadata.clone())
-        })
-        .await?;
+        let raw = store::bench::raw_insert_rate(&pool, args.commands, level).await?;
         let store = Arc::new(EventStore::new(pool.clone()));
-        let commands = rate(args.commands, level, move |_| command(store.clone())).await?;
+        let commands =
+            store::bench::rate(args.commands, level, move |_| command(store.clone())).await?;
         println!(
             "{level:>11} {raw:>14.0} {commands:>12.0} {commands:>12.0} {:>7.2}",
             commands / raw
@@ -80,48 +73,6 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
     }
     pool.close().await;
     Ok(())
-}
-
-/// Runs `total` operations over `level` tasks and returns operations per second.
-async fn rate<F, Fut>(total: usize, level: usize, op: F) -> Result<f64, Box<dyn std::error::Error>>
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..level {
-        let op = op.clone();
-        let share = total / level + usize::from(worker < total % level);
-        tasks.spawn(async move {
-            for i in 0..share {
-                op(i).await?;
-            }
-            Ok::<(), String>(())
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
-}
-
-async fn raw_insert(
-    pool: PgPool,
-    payload: serde_json::Value,
-    metadata: serde_json::Value,
-) -> Result<(), String> {
-    sqlx::query(
-        "INSERT INTO raw_events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('consent', $1, 1, 'ConsentGranted', '1.0', $2, $3)",
-    )
-    .bind(Uuid::new_v4().to_string())
-    .bind(payload)
-    .bind(metadata)
-    .execute(&pool)
-    .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }
 
 async fn command(store: Arc<EventStore>) -> Result<(), String> {
@@ -142,13 +93,4 @@ async fn command(store: Arc<EventStore>) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-/// A payload and metadata of the size a real consent grant has.
-fn sample_event() -> (serde_json::Value, serde_json::Value) {
-    let payload = serde_json::json!({"ConsentGranted": {
-        "customer_id": Uuid::new_v4(), "learner_id": Uuid::new_v4(),
-        "subject": {"course": "edX+DemoX"}, "source": "consent_page"}});
-    let metadata = serde_json::json!({"actor": "bench", "correlation_id": Uuid::now_v7()});
-    (payload, metadata)
 }
