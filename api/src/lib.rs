@@ -31,6 +31,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub store: store::EventStore,
     pub verifier: Arc<auth::Verifier>,
+    /// Encrypts channel credentials; without it, requests carrying secrets are refused (503).
+    pub secrets: Option<Arc<store::secrets::SecretBox>>,
 }
 
 impl AppState {
@@ -39,7 +41,14 @@ impl AppState {
             store: store::EventStore::new(pool.clone()),
             pool,
             verifier: Arc::new(verifier),
+            secrets: None,
         }
+    }
+
+    /// The same state, encrypting channel secrets with `secrets`.
+    pub fn with_secrets(mut self, secrets: store::secrets::SecretBox) -> Self {
+        self.secrets = Some(Arc::new(secrets));
+        self
     }
 }
 

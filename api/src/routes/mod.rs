@@ -1,8 +1,13 @@
 //! The routes, one module per resource; [`router`] mounts them all and collects their OpenAPI
 //! descriptions, so the document covers every route by construction.
 
+pub mod audit;
+pub mod channels;
 pub mod consent;
+pub mod coupons;
+pub mod dry_run;
 pub mod health;
+pub mod reports;
 
 use crate::AppState;
 use axum::Router;
@@ -19,6 +24,10 @@ use utoipa_axum::routes;
     tags(
         (name = "consent", description = "edX's data sharing consent API"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "coupons", description = "A customer's coupons: codes, assignments, redemptions, usage"),
+        (name = "channels", description = "Integration channel configurations and their transmissions"),
+        (name = "reports", description = "A customer's learner progress report, JSON or CSV"),
+        (name = "audit", description = "Consent history for auditors"),
     )
 )]
 struct ApiDoc;
@@ -49,5 +58,10 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
             consent::post_consent,
             consent::delete_consent
         ))
+        .routes(routes!(coupons::create_coupon, coupons::list_coupons))
+        .routes(routes!(coupons::list_codes))
+        .routes(routes!(coupons::assign_codes))
+        .routes(routes!(coupons::revoke_assignment))
+        .routes(routes!(coupons::redeem))
         .split_for_parts()
 }
