@@ -63,5 +63,10 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(coupons::assign_codes))
         .routes(routes!(coupons::revoke_assignment))
         .routes(routes!(coupons::redeem))
+        .routes(routes!(channels::create_channel, channels::list_channels))
+        .routes(routes!(channels::get_channel, channels::update_channel))
+        .routes(routes!(channels::deactivate_channel))
+        .routes(routes!(channels::transmissions))
+        .routes(routes!(channels::requeue))
         .split_for_parts()
 }
