@@ -68,5 +68,9 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(channels::deactivate_channel))
         .routes(routes!(channels::transmissions))
         .routes(routes!(channels::requeue))
+        .routes(routes!(reports::progress))
+        .routes(routes!(reports::progress_csv))
+        .routes(routes!(audit::history))
+        .routes(routes!(audit::state_as_of))
         .split_for_parts()
 }
