@@ -165,6 +165,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
                 let reason = e.body_text();
                 Err(match e.into_kind() {
                     ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. }
                     | ErrorKind::InvalidUtf8InPathParam { key } => ApiError::field(key, reason),
                     _ => ApiError::bad_request(reason),
                 })

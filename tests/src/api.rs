@@ -11,6 +11,8 @@ use tokio::sync::watch;
 
 const SECRET: &str = "e2e-test-secret";
 const ISSUER: &str = "https://lms.test/oauth2";
+/// The key the test server encrypts channel secrets with.
+pub const SECRETS_KEY: &str = "6c6f6f706261636b2d746573742d736563726574732d6b65792d303132333435";
 
 /// The service, listening on a loopback port until dropped.
 pub struct Server {
@@ -21,8 +23,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the API and the projection runners on `pool`.
+    /// Starts the API and the projection runners on `pool`, with a secrets key.
     pub async fn start(test_pool: PgPool) -> Self {
+        Self::start_with(test_pool, true).await
+    }
+
+    /// Starts a server configured without a secrets key.
+    pub async fn start_without_secrets(test_pool: PgPool) -> Self {
+        Self::start_with(test_pool, false).await
+    }
+
+    async fn start_with(test_pool: PgPool, with_secrets: bool) -> Self {
         // The test's pool is small; runners and the server need a pool of their own.
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(40)
@@ -44,7 +55,12 @@ impl Server {
             });
         }
         let verifier = Verifier::new(Some(SECRET), None, Some(ISSUER), None).expect("verifier");
-        let app = api::app(AppState::new(pool.clone(), verifier));
+        let mut state = AppState::new(pool.clone(), verifier);
+        if with_secrets {
+            let secrets = store::secrets::SecretBox::from_hex(SECRETS_KEY).expect("secrets key");
+            state = state.with_secrets(secrets);
+        }
+        let app = api::app(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port");
@@ -89,6 +105,21 @@ impl Server {
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
         send(self.request(reqwest::Method::POST, path, token).json(body)).await
     }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        send(self.request(reqwest::Method::PATCH, path, token).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        send(self.request(reqwest::Method::DELETE, path, token)).await
+    }
+
+    /// A request without any Authorization header: the status.
+    pub async fn anonymous(&self, method: reqwest::Method, path: &str) -> u16 {
+        send(self.client.request(method, self.url(path)).json(&json!({})))
+            .await
+            .0
+    }
 }
 
 impl Drop for Server {
@@ -131,6 +162,19 @@ pub fn lms() -> String {
 
 pub fn admin_of(customer: impl std::fmt::Display) -> String {
     token("admin", &[&format!("enterprise_admin:{customer}")])
+}
+
+/// A token for `username`, a learner of `customer`.
+pub fn learner_of(username: &str, customer: impl std::fmt::Display) -> String {
+    token(username, &[&format!("enterprise_learner:{customer}")])
+}
+
+pub fn auditor() -> String {
+    token("auditor", &["auditor"])
+}
+
+pub fn channel_worker() -> String {
+    token("worker", &["channel_worker"])
 }
 
 impl Server {

@@ -17,7 +17,7 @@ use crate::routes::coupons::PageParams;
 use crate::routes::dry_run::decide_all;
 use crate::written::{metadata, Written};
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -318,10 +318,11 @@ pub async fn create_channel(
     principal: Principal,
     key: IdempotencyKey,
     PathParams(path): PathParams<CustomerPath>,
-    Input(body): Input<CreateChannel>,
+    request: Request,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<ChannelCreated>)> {
     let customer = CustomerId(path.customer_uuid);
     principal.require_admin_of(customer)?;
+    let Input(body) = Input::<CreateChannel>::from_request(request, &()).await?;
     let owner = customer_of(&state, customer).await?;
     check_ownership(
         &owner,
@@ -390,10 +391,11 @@ pub async fn update_channel(
     State(state): State<AppState>,
     principal: Principal,
     PathParams(path): PathParams<ConfigPath>,
-    Input(body): Input<UpdateChannel>,
+    request: Request,
 ) -> ApiResult<(HeaderMap, Json<Written>)> {
     let customer = CustomerId(path.customer_uuid);
     principal.require_admin_of(customer)?;
+    let Input(body) = Input::<UpdateChannel>::from_request(request, &()).await?;
     let config = config_of(&state, customer, path.config_uuid).await?;
     let owner = customer_of(&state, customer).await?;
     check_ownership(

@@ -14,7 +14,7 @@ use crate::page::{Page, PageRequest, RequestUrl};
 use crate::routes::dry_run::decide_all;
 use crate::written::{metadata, Written, LOG_POSITION};
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -191,10 +191,11 @@ pub async fn create_coupon(
     principal: Principal,
     key: IdempotencyKey,
     PathParams(path): PathParams<CustomerPath>,
-    Input(body): Input<CreateCoupon>,
+    request: Request,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<CouponCreated>)> {
     let customer = CustomerId(path.customer_uuid);
     principal.require_admin_of(customer)?;
+    let Input(body) = Input::<CreateCoupon>::from_request(request, &()).await?;
     let (owner, _) = state
         .store
         .load::<Customer>(&customer_stream_id(customer))
@@ -444,10 +445,11 @@ pub async fn assign_codes(
     principal: Principal,
     key: IdempotencyKey,
     PathParams(path): PathParams<CouponPath>,
-    Input(body): Input<AssignCodes>,
+    request: Request,
 ) -> ApiResult<Json<Assigned>> {
     let customer = CustomerId(path.customer_uuid);
     principal.require_admin_of(customer)?;
+    let Input(body) = Input::<AssignCodes>::from_request(request, &()).await?;
     if body.emails.is_empty() || body.emails.len() > MAX_EMAILS {
         return Err(ApiError::field(
             "emails",
@@ -647,10 +649,11 @@ pub async fn redeem(
     principal: Principal,
     key: IdempotencyKey,
     PathParams(path): PathParams<CustomerPath>,
-    Input(body): Input<Redeem>,
+    request: Request,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Redeemed>)> {
     let customer = CustomerId(path.customer_uuid);
     principal.require_member_of(customer)?;
+    let Input(body) = Input::<Redeem>::from_request(request, &()).await?;
     domain::validate::text("course_run_id", &body.course_run_id, 255)?;
     let learner = directory::find_by_username(&state.pool, &principal.username)
         .await?
