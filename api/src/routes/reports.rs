@@ -229,6 +229,14 @@ pub async fn progress_csv(
     let customer = CustomerId(path.customer_uuid);
     principal.require_admin_of(customer)?;
     let filter = query.filter()?;
+    for (field, value) in [("page", &query.page), ("page_size", &query.page_size)] {
+        if value.is_some() {
+            return Err(ApiError::field(
+                field,
+                "the CSV export holds the whole report; it is not paginated",
+            ));
+        }
+    }
     min_position.wait(&state.pool, &[READ_MODEL]).await?;
     let chunks = report_query::report_stream(customer, filter, CSV_CHUNK);
     let header = csv_line(REPORT_COLUMNS.iter().copied());
