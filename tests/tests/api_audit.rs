@@ -57,7 +57,10 @@ async fn the_history_lists_every_answer_with_time_actor_and_source(pool: sqlx::P
     assert_eq!(grant["customer_uuid"], world.customer.to_string());
     assert_eq!(grant["subject"], json!({"course": "edX+DemoX"}));
     let actor = grant["actor"].as_str().unwrap();
-    assert!(actor.starts_with("user:") && !actor.contains("learner7"), "{actor}");
+    assert!(
+        actor.starts_with("user:") && !actor.contains("learner7"),
+        "{actor}"
+    );
     assert!(grant["recorded_at"].is_string());
 
     for query in [
@@ -65,9 +68,7 @@ async fn the_history_lists_every_answer_with_time_actor_and_source(pool: sqlx::P
         format!("customer_uuid={}", world.customer),
         format!("customer_uuid={}&learner_uuid={learner}", world.customer),
     ] {
-        let (status, page) = server
-            .get(&format!("{HISTORY}?{query}"), &operator())
-            .await;
+        let (status, page) = server.get(&format!("{HISTORY}?{query}"), &operator()).await;
         assert_eq!(status, 200, "{query}");
         assert_eq!(actions(&page), ["granted", "revoked"], "{query}");
     }
@@ -86,7 +87,10 @@ async fn the_state_is_given_as_of_any_instant(pool: sqlx::PgPool) {
     let (_, page) = server
         .get(&format!("{HISTORY}?learner_uuid={learner}"), &auditor())
         .await;
-    let granted_at = page["results"][0]["recorded_at"].as_str().unwrap().to_string();
+    let granted_at = page["results"][0]["recorded_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let state_at = |instant: &str| {
         let query = serde_urlencoded::to_string([
             ("learner_uuid", learner.to_string()),
@@ -112,14 +116,10 @@ async fn the_state_is_given_as_of_any_instant(pool: sqlx::PgPool) {
         .await;
     assert_eq!(before["records"]["count"], 0, "{before}");
     // The history up to the grant holds the grant alone.
-    let query = serde_urlencoded::to_string([
-        ("learner_uuid", learner.to_string()),
-        ("as_of", granted_at),
-    ])
-    .unwrap();
-    let (_, page) = server
-        .get(&format!("{HISTORY}?{query}"), &auditor())
-        .await;
+    let query =
+        serde_urlencoded::to_string([("learner_uuid", learner.to_string()), ("as_of", granted_at)])
+            .unwrap();
+    let (_, page) = server.get(&format!("{HISTORY}?{query}"), &auditor()).await;
     assert_eq!(actions(&page), ["granted"]);
 }
 
@@ -151,7 +151,10 @@ async fn malformed_queries_are_named(pool: sqlx::PgPool) {
         ("learner_uuid=nope".to_string(), "learner_uuid"),
         ("customer_uuid=nope".to_string(), "customer_uuid"),
         (String::new(), "learner_uuid"),
-        (format!("learner_uuid={learner}&username=learner7"), "username"),
+        (
+            format!("learner_uuid={learner}&username=learner7"),
+            "username",
+        ),
         (format!("learner_uuid={learner}&page_size=0"), "page_size"),
     ];
     for route in [HISTORY, STATE] {

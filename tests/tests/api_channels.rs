@@ -184,12 +184,12 @@ async fn transmissions_show_their_status_and_a_dead_row_is_requeued(pool: sqlx::
         .await;
     assert_eq!(body["counts"]["dead"], 1, "{body}");
     assert_eq!(body["items"]["count"], 1);
-    assert_eq!(body["items"]["results"][0]["last_error"], "HTTP 500 from the LMS");
-
-    let requeue = format!(
-        "{}/{config}/transmissions/{item}/requeue",
-        base(&world)
+    assert_eq!(
+        body["items"]["results"][0]["last_error"],
+        "HTTP 500 from the LMS"
     );
+
+    let requeue = format!("{}/{config}/transmissions/{item}/requeue", base(&world));
     let (status, body) = server.post(&requeue, &channel_worker(), &json!({})).await;
     assert_eq!(status, 200, "{body}");
     let (_, body) = server
@@ -279,7 +279,12 @@ async fn every_route_checks_role_and_tenant(pool: sqlx::PgPool) {
 async fn bad_input_is_refused_naming_the_field_and_writes_nothing(pool: sqlx::PgPool) {
     let (server, world) = world(pool).await;
     let admin = admin_of(world.customer);
-    let field_of = |body: &Value| body["errors"][0]["field"].as_str().unwrap_or("").to_string();
+    let field_of = |body: &Value| {
+        body["errors"][0]["field"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
     let with = |key: &str, value: Value| {
         let mut body = new_channel(credentials());
         body[key] = value;
@@ -287,7 +292,10 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(pool: sqlx::Pg
     };
     let cases = [
         (with("display_name", json!("")), "display_name"),
-        (with("transmission_chunk_size", json!(0)), "transmission_chunk_size"),
+        (
+            with("transmission_chunk_size", json!(0)),
+            "transmission_chunk_size",
+        ),
         (
             with("catalogs_to_transmit", json!([Uuid::new_v4()])),
             "catalogs_to_transmit",
@@ -298,7 +306,10 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(pool: sqlx::Pg
             "secrets",
         ),
         (
-            with("settings", json!({"channel": "CSOD", "base_url": "not a url"})),
+            with(
+                "settings",
+                json!({"channel": "CSOD", "base_url": "not a url"}),
+            ),
             "base_url",
         ),
         (with("colour", json!("blue")), "colour"),
@@ -320,7 +331,11 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(pool: sqlx::Pg
     let (_, created) = server
         .post(&base(&world), &admin, &new_channel(json!({})))
         .await;
-    let one = format!("{}/{}", base(&world), created["config_uuid"].as_str().unwrap());
+    let one = format!(
+        "{}/{}",
+        base(&world),
+        created["config_uuid"].as_str().unwrap()
+    );
     let events = channel_events(&server).await;
     let (status, body) = server
         .patch(

@@ -35,7 +35,11 @@ fn new_coupon(world: &World, count: usize) -> Value {
 
 async fn create(server: &Server, world: &World, count: usize) -> String {
     let (status, body) = server
-        .post(&base(world), &admin_of(world.customer), &new_coupon(world, count))
+        .post(
+            &base(world),
+            &admin_of(world.customer),
+            &new_coupon(world, count),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     assert!(body["position"].as_i64().is_some(), "{body}");
@@ -183,7 +187,10 @@ async fn every_route_checks_role_and_tenant(pool: sqlx::PgPool) {
         (Method::POST, base(&world)),
         (Method::GET, base(&world)),
         (Method::GET, format!("{}/{coupon}/codes", base(&world))),
-        (Method::POST, format!("{}/{coupon}/assignments", base(&world))),
+        (
+            Method::POST,
+            format!("{}/{coupon}/assignments", base(&world)),
+        ),
         (
             Method::DELETE,
             format!("{}/{coupon}/codes/{code}/assignment", base(&world)),
@@ -234,7 +241,12 @@ async fn every_route_checks_role_and_tenant(pool: sqlx::PgPool) {
 async fn bad_input_is_refused_naming_the_field_and_writes_nothing(pool: sqlx::PgPool) {
     let (server, world) = world(pool).await;
     let admin = admin_of(world.customer);
-    let field_of = |body: &Value| body["errors"][0]["field"].as_str().unwrap_or("").to_string();
+    let field_of = |body: &Value| {
+        body["errors"][0]["field"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
 
     let mut cases = Vec::new();
     let mut zero = new_coupon(&world, 0);

@@ -2,8 +2,8 @@
 //! tenant matrix and malformed filters.
 
 use chrono::{DateTime, Duration, Utc};
-use domain::consent::{consent_stream_id, Action, Consent, ConsentCommand, ConsentSource};
 use domain::consent::ConsentSubject;
+use domain::consent::{consent_stream_id, Action, Consent, ConsentCommand, ConsentSource};
 use domain::course_mode::CourseMode;
 use domain::enrollment::{enrollment_stream_id, Enrollment, EnrollmentCommand, EnrollmentSource};
 use domain::ids::{CourseRunId, LearnerId};
@@ -97,7 +97,12 @@ async fn the_report_pages_and_filters_as_json(pool: sqlx::PgPool) {
     assert_eq!(page["count"], 2);
     assert_eq!(usernames(&page), ["learner7", "learner8"]);
     let row = &page["results"][0];
-    let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     let mut expected = REPORT_COLUMNS.to_vec();
     expected.sort_unstable();
     let mut sorted = keys.clone();
@@ -106,7 +111,10 @@ async fn the_report_pages_and_filters_as_json(pool: sqlx::PgPool) {
     assert_eq!(row["user_email"], "learner7@example.com");
     assert_eq!(row["courserun_key"], RUN);
     assert_eq!(row["course_key"], "edX+DemoX", "{row}");
-    assert_eq!(row["enterprise_customer_uuid"], world.customer.0.to_string());
+    assert_eq!(
+        row["enterprise_customer_uuid"],
+        world.customer.0.to_string()
+    );
 
     let (_, page) = server
         .get(&path(&world, "?page_size=1&page=2"), &admin)
@@ -156,7 +164,10 @@ async fn the_csv_streams_every_row_in_progress_v3_order(pool: sqlx::PgPool) {
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert_eq!(lines[0], REPORT_COLUMNS.join(","));
-    let email = REPORT_COLUMNS.iter().position(|c| *c == "user_email").unwrap();
+    let email = REPORT_COLUMNS
+        .iter()
+        .position(|c| *c == "user_email")
+        .unwrap();
     let consent = REPORT_COLUMNS
         .iter()
         .position(|c| *c == "is_consent_granted")

@@ -1,7 +1,6 @@
 //! Channel configurations of a customer, under `/api/v1/customers/{customer_uuid}/channels`:
-//! create, update, list, deactivate (administrators of the customer), and the transmission
-//! status of each configuration from the outbox, with a requeue of one dead or cancelled row
-//! (administrators and channel workers).
+//! create, update, deactivate (administrators of the customer), list and read (also operators
+//! and channel workers). Their transmissions are in [`super::transmissions`].
 //!
 //! Secrets (OAuth client credentials, an LRS key) are write-only: a request may carry them in
 //! `secrets`, they are encrypted into the secrets table with the service's key and only their
@@ -12,21 +11,17 @@ use crate::auth::Principal;
 use crate::consistency::MinPosition;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKey, Input, PathParams};
+use crate::page::PageParams;
 use crate::page::{Page, PageRequest, RequestUrl};
-use crate::routes::coupons::PageParams;
 use crate::routes::dry_run::decide_all;
 use crate::written::{metadata, Written};
 use crate::AppState;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use domain::channel::{
-    channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings,
-};
+use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
 use domain::customer::{customer_stream_id, Customer};
 use domain::ids::{CatalogId, ChannelConfigId, CustomerId, SecretRef};
-use projections::read_models::outbox::queue::{self, ItemStatus, OutboxItem};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,7 +29,7 @@ use store::CommandError;
 use uuid::Uuid;
 
 /// The read model the list and the transmissions come from.
-const READ_MODEL: &str = "outbox";
+pub(crate) const READ_MODEL: &str = "outbox";
 /// The longest secret accepted.
 const SECRET_MAX: usize = 4096;
 
@@ -58,16 +53,8 @@ pub struct CustomerPath {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ConfigPath {
-    customer_uuid: Uuid,
-    config_uuid: Uuid,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct ItemPath {
-    customer_uuid: Uuid,
-    config_uuid: Uuid,
-    item_uuid: Uuid,
+    pub(crate) customer_uuid: Uuid,
+    pub(crate) config_uuid: Uuid,
 }
 
 fn yes() -> bool {
@@ -195,7 +182,7 @@ async fn customer_of(state: &AppState, customer: CustomerId) -> ApiResult<Custom
 }
 
 /// The customer's configuration, or 404 (one of another customer is not revealed).
-async fn config_of(
+pub(crate) async fn config_of(
     state: &AppState,
     customer: CustomerId,
     id: Uuid,
@@ -284,9 +271,7 @@ async fn store_secrets(
         return Ok(refs);
     }
     let Some(boxed) = &state.secrets else {
-        return Err(ApiError::Unavailable(
-            "no SECRETS_KEY is configured".into(),
-        ));
+        return Err(ApiError::Unavailable("no SECRETS_KEY is configured".into()));
     };
     for (name, SecretText(value)) in secrets {
         let secret = boxed.put(&state.pool, &value).await.map_err(|e| match e {
@@ -341,7 +326,11 @@ pub async fn create_channel(
         display_name: body.display_name.clone(),
         active: body.active,
         dry_run: body.dry_run,
-        catalogs_to_transmit: body.catalogs_to_transmit.iter().map(|c| CatalogId(*c)).collect(),
+        catalogs_to_transmit: body
+            .catalogs_to_transmit
+            .iter()
+            .map(|c| CatalogId(*c))
+            .collect(),
         transmission_chunk_size: chunk,
         disable_learner_data: body.disable_learner_data,
         idp_id: body.idp_id.clone(),
@@ -546,210 +535,4 @@ pub async fn get_channel(
     ChannelView::of(&config)
         .map(Json)
         .ok_or_else(|| ApiError::Internal("a created configuration without settings".into()))
-}
-
-/// Query parameters of the transmission status.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct TransmissionQuery {
-    /// Only rows in this status: `pending`, `held`, `leased`, `sent`, `failed` (pending after a
-    /// failed attempt), `dead` or `cancelled`.
-    pub status: Option<String>,
-    pub page: Option<u32>,
-    pub page_size: Option<u32>,
-    pub min_position: Option<i64>,
-}
-
-/// Rows of a configuration per status.
-#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct StatusCounts {
-    pub pending: usize,
-    pub held: usize,
-    pub leased: usize,
-    pub sent: usize,
-    /// Pending again after a failed attempt (also counted in `pending`).
-    pub failed: usize,
-    pub dead: usize,
-    pub cancelled: usize,
-}
-
-/// One outbox row.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TransmissionRow {
-    pub item_uuid: Uuid,
-    pub kind: &'static str,
-    pub action: &'static str,
-    pub status: &'static str,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-    pub cancel_reason: Option<String>,
-    pub content_type: Option<String>,
-    pub content_key: Option<String>,
-    pub learner_uuid: Option<Uuid>,
-    pub course_run_id: Option<String>,
-    pub created: DateTime<Utc>,
-    pub updated: DateTime<Utc>,
-}
-
-impl TransmissionRow {
-    fn of(item: &OutboxItem) -> Self {
-        Self {
-            item_uuid: item.item_id,
-            kind: item.kind.as_str(),
-            action: item.action.as_str(),
-            status: item.status.as_str(),
-            attempts: item.attempts,
-            next_attempt_at: item.next_attempt_at,
-            last_error: item.last_error.clone(),
-            cancel_reason: item.cancel_reason.clone(),
-            content_type: item.content_type.clone(),
-            content_key: item.content_key.clone(),
-            learner_uuid: item.learner_id,
-            course_run_id: item.course_run_id.clone(),
-            created: item.created_at,
-            updated: item.updated_at,
-        }
-    }
-}
-
-fn failed(item: &OutboxItem) -> bool {
-    item.status == ItemStatus::Pending && item.attempts > 0
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TransmissionStatus {
-    pub config_uuid: Uuid,
-    pub counts: StatusCounts,
-    pub items: Page<TransmissionRow>,
-}
-
-#[utoipa::path(get, path = "/api/v1/customers/{customer_uuid}/channels/{config_uuid}/transmissions", tag = "channels",
-    params(ConfigPath, TransmissionQuery),
-    responses(
-        (status = 200, body = TransmissionStatus),
-        (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
-        (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
-    ),
-    security(("jwt" = [])))]
-/// What a configuration transmitted and has yet to: counts per status and the rows, oldest
-/// first, with their errors.
-pub async fn transmissions(
-    State(state): State<AppState>,
-    principal: Principal,
-    min_position: MinPosition,
-    url: RequestUrl,
-    PathParams(path): PathParams<ConfigPath>,
-    crate::extract::Params(query): crate::extract::Params<TransmissionQuery>,
-) -> ApiResult<Json<TransmissionStatus>> {
-    let customer = CustomerId(path.customer_uuid);
-    principal.require_channel_reader(customer)?;
-    let page = PageRequest {
-        page: query.page,
-        page_size: query.page_size,
-    };
-    let (limit, offset) = page.limit_offset()?;
-    const STATUSES: [&str; 7] = [
-        "pending",
-        "held",
-        "leased",
-        "sent",
-        "failed",
-        "dead",
-        "cancelled",
-    ];
-    if let Some(status) = &query.status {
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::field(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-    }
-    config_of(&state, customer, path.config_uuid).await?;
-    min_position.wait(&state.pool, &[READ_MODEL]).await?;
-    let items = queue::items_of_config(&state.pool, path.config_uuid).await?;
-    let mut counts = StatusCounts::default();
-    for item in &items {
-        let slot = match item.status {
-            ItemStatus::Pending => &mut counts.pending,
-            ItemStatus::Held => &mut counts.held,
-            ItemStatus::Leased => &mut counts.leased,
-            ItemStatus::Sent => &mut counts.sent,
-            ItemStatus::Dead => &mut counts.dead,
-            ItemStatus::Cancelled => &mut counts.cancelled,
-        };
-        *slot += 1;
-        if failed(item) {
-            counts.failed += 1;
-        }
-    }
-    let chosen: Vec<&OutboxItem> = items
-        .iter()
-        .filter(|item| match query.status.as_deref() {
-            None => true,
-            Some("failed") => failed(item),
-            Some(status) => item.status.as_str() == status,
-        })
-        .collect();
-    let count = chosen.len() as i64;
-    let rows = chosen
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(0))
-        .map(TransmissionRow::of)
-        .collect();
-    Ok(Json(TransmissionStatus {
-        config_uuid: path.config_uuid,
-        counts,
-        items: Page::new(&url, page, count, rows)?,
-    }))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Requeued {
-    pub item_uuid: Uuid,
-    pub status: &'static str,
-}
-
-#[utoipa::path(post, path = "/api/v1/customers/{customer_uuid}/channels/{config_uuid}/transmissions/{item_uuid}/requeue", tag = "channels",
-    params(ItemPath),
-    responses(
-        (status = 200, body = Requeued),
-        (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem),
-        (status = 409, body = crate::error::Problem, description = "The row is neither dead nor cancelled, or a newer row of its subject is queued"),
-    ),
-    security(("jwt" = [])))]
-/// Puts a dead or cancelled row back in the queue, due now.
-pub async fn requeue(
-    State(state): State<AppState>,
-    principal: Principal,
-    PathParams(path): PathParams<ItemPath>,
-) -> ApiResult<Json<Requeued>> {
-    let customer = CustomerId(path.customer_uuid);
-    principal.require_channel_reader(customer)?;
-    config_of(&state, customer, path.config_uuid).await?;
-    let owner: Option<Uuid> =
-        sqlx::query_scalar("SELECT config_id FROM outbox_items WHERE item_id = $1")
-            .bind(path.item_uuid)
-            .fetch_optional(&state.pool)
-            .await?;
-    if owner != Some(path.config_uuid) {
-        return Err(ApiError::NotFound(format!(
-            "configuration {} has no transmission {}",
-            path.config_uuid, path.item_uuid
-        )));
-    }
-    if !queue::requeue(&state.pool, path.item_uuid).await? {
-        return Err(ApiError::Conflict(
-            "only a dead or cancelled row can be requeued, and only while no newer row of its \
-             subject is queued"
-                .into(),
-        ));
-    }
-    Ok(Json(Requeued {
-        item_uuid: path.item_uuid,
-        status: ItemStatus::Pending.as_str(),
-    }))
 }

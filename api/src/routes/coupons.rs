@@ -1,6 +1,6 @@
 //! Coupons of a customer, under `/api/v1/customers/{customer_uuid}/coupons`: create, list with
 //! usage, list codes, assign codes to emails, revoke an assignment (administrators of the
-//! customer), and redeem a code (the learner themself).
+//! customer). A learner's redemption is in [`super::redemptions`].
 //!
 //! Codes are bearer secrets of a sort: only administrators of the customer (and operators) see
 //! them. Coupons and codes are read from the coupon's stream itself, always current; the list
@@ -10,31 +10,29 @@ use crate::auth::Principal;
 use crate::consistency::MinPosition;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKey, Input, PathParams};
-use crate::page::{Page, PageRequest, RequestUrl};
+use crate::page::{Page, PageParams, PageRequest, RequestUrl};
 use crate::routes::dry_run::decide_all;
-use crate::written::{metadata, Written, LOG_POSITION};
+use crate::written::{metadata, Written};
 use crate::AppState;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::coupon::{
     coupon_stream_id, Coupon, CouponBenefit, CouponCommand, CouponServices, CouponUsage,
 };
-use domain::course_mode::CourseMode;
 use domain::customer::{customer_stream_id, Customer};
-use domain::ids::{CatalogId, CouponId, CourseRunId, CustomerId, LearnerId};
+use domain::ids::{CatalogId, CouponId, CustomerId, LearnerId};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use store::directory;
-use store::services::redemption::{self, RedeemRequest, RedemptionError};
 use store::CommandError;
 use uuid::Uuid;
 
 /// The most emails one assignment request may name.
 const MAX_EMAILS: usize = 1000;
 
-fn services() -> CouponServices {
+pub(crate) fn services() -> CouponServices {
     CouponServices {
         codes: Box::new(store::codes::OsRngCodes),
     }
@@ -43,7 +41,7 @@ fn services() -> CouponServices {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct CustomerPath {
-    customer_uuid: Uuid,
+    pub(crate) customer_uuid: Uuid,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -141,27 +139,12 @@ pub struct Assigned {
     pub written: Written,
 }
 
-/// A learner's redemption: the code, the course run and the mode it buys.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Redeem {
-    pub code: String,
-    pub course_run_id: String,
-    #[schema(value_type = String, example = "verified")]
-    pub mode: CourseMode,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Redeemed {
-    pub coupon_uuid: Uuid,
-    pub redemption_uuid: Uuid,
-    /// The global position of the enrollment the redemption made (absent when it already
-    /// stood).
-    pub position: Option<i64>,
-}
-
 /// The customer's coupon, or 404 (a coupon of another customer is not revealed).
-async fn coupon_of(state: &AppState, customer: CustomerId, id: Uuid) -> ApiResult<Coupon> {
+pub(crate) async fn coupon_of(
+    state: &AppState,
+    customer: CustomerId,
+    id: Uuid,
+) -> ApiResult<Coupon> {
     let (coupon, _) = state
         .store
         .load::<Coupon>(&coupon_stream_id(CouponId(id)))
@@ -308,36 +291,6 @@ pub async fn list_coupons(
     Ok(Json(Page::new(&url, page.0, count, rows)?))
 }
 
-/// `?page=&page_size=` on their own (the other query parameters are read separately).
-pub struct PageParams(pub PageRequest);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageParams {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
-                .map_err(|e| ApiError::field("query", e.to_string()))?;
-        let number = |name: &str| -> ApiResult<Option<u32>> {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| {
-                    v.parse::<u32>()
-                        .map_err(|_| ApiError::field(name, "must be a positive integer"))
-                })
-                .transpose()
-        };
-        Ok(Self(PageRequest {
-            page: number("page")?,
-            page_size: number("page_size")?,
-        }))
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/customers/{customer_uuid}/coupons/{coupon_uuid}/codes", tag = "coupons",
     params(CouponPath, PageRequest,
         ("min_position" = Option<i64>, Query, description = "Wait until this global position is committed")),
@@ -461,10 +414,7 @@ pub async fn assign_codes(
         directory::check_email(email)
             .map_err(|e| ApiError::field(format!("emails[{i}]"), e.reason))?;
         if !seen.insert(email.to_lowercase()) {
-            return Err(ApiError::field(
-                format!("emails[{i}]"),
-                "is listed twice",
-            ));
+            return Err(ApiError::field(format!("emails[{i}]"), "is listed twice"));
         }
     }
     if let Some(codes) = &body.codes {
@@ -497,8 +447,8 @@ pub async fn assign_codes(
     };
     let planned: Vec<CouponCommand> = (0..ids.len()).map(|i| command(i, ids[i])).collect();
     decide_all(coupon, planned, &services())
-    .await
-    .map_err(|(i, e)| about_email(CommandError::Domain(e).into(), i))?;
+        .await
+        .map_err(|(i, e)| about_email(CommandError::Domain(e).into(), i))?;
 
     let stream = coupon_stream_id(CouponId(path.coupon_uuid));
     let mut written = Written::default();
@@ -607,95 +557,4 @@ pub async fn revoke_assignment(
         .await?;
     let written = Written::from(&appended);
     Ok((written.headers(), Json(written)))
-}
-
-/// The status and detail of a refused redemption.
-fn redemption_error(err: RedemptionError) -> ApiError {
-    let message = err.to_string();
-    match err {
-        RedemptionError::UnknownCode => ApiError::NotFound(message),
-        RedemptionError::UnknownLearner => ApiError::NotFound(message),
-        RedemptionError::NotLinked => ApiError::Forbidden(message),
-        RedemptionError::AlreadyEnrolled | RedemptionError::IdempotencyKeyReused => {
-            ApiError::Conflict(message)
-        }
-        RedemptionError::CustomerInactive
-        | RedemptionError::CatalogRemoved
-        | RedemptionError::ConsentRequired => ApiError::Unprocessable(message),
-        RedemptionError::CourseNotInCatalog(_) => ApiError::field("course_run_id", message),
-        RedemptionError::ModeNotOffered(_) => ApiError::field("mode", message),
-        RedemptionError::Coupon(e) => e.into(),
-        RedemptionError::Enrollment(e) => e.into(),
-        RedemptionError::Store(f) => f.into(),
-    }
-}
-
-#[utoipa::path(post, path = "/api/v1/customers/{customer_uuid}/coupons/redemptions", tag = "coupons",
-    params(CustomerPath, ("Idempotency-Key" = Option<String>, Header)),
-    request_body = Redeem,
-    responses(
-        (status = 201, body = Redeemed),
-        (status = 400, body = crate::error::Problem, description = "A malformed body, a run not in the coupon's catalog or a mode it does not offer"),
-        (status = 401, body = crate::error::Problem),
-        (status = 403, body = crate::error::Problem, description = "Not a learner of this customer"),
-        (status = 404, body = crate::error::Problem, description = "Unknown code or learner"),
-        (status = 409, body = crate::error::Problem, description = "Used up, already redeemed, already enrolled"),
-        (status = 422, body = crate::error::Problem, description = "Outside the validity period, reserved for another learner, consent not granted, inactive customer"),
-    ),
-    security(("jwt" = [])))]
-/// Redeems a code for the calling learner and enrolls them in the course run.
-pub async fn redeem(
-    State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    PathParams(path): PathParams<CustomerPath>,
-    request: Request,
-) -> ApiResult<(StatusCode, HeaderMap, Json<Redeemed>)> {
-    let customer = CustomerId(path.customer_uuid);
-    principal.require_member_of(customer)?;
-    let Input(body) = Input::<Redeem>::from_request(request, &()).await?;
-    domain::validate::text("course_run_id", &body.course_run_id, 255)?;
-    let learner = directory::find_by_username(&state.pool, &principal.username)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(
-                "no learner with this token's username is known: the LMS registers learners first"
-                    .into(),
-            )
-        })?;
-    // A code of another customer's coupon is unknown here.
-    let unknown = || ApiError::NotFound("no coupon of this customer has this code".into());
-    let coupon_id = redemption::coupon_of_code(&state.store, &body.code)
-        .await?
-        .ok_or_else(unknown)?;
-    coupon_of(&state, customer, coupon_id.0)
-        .await
-        .map_err(|_| unknown())?;
-    let request = RedeemRequest {
-        code: body.code,
-        learner_id: learner.id(),
-        course_run_id: CourseRunId(body.course_run_id),
-        mode: body.mode,
-    };
-    let done = redemption::redeem(
-        &state.store,
-        &services(),
-        request,
-        &metadata(&principal, &key)?,
-    )
-    .await
-    .map_err(redemption_error)?;
-    let mut headers = HeaderMap::new();
-    if let Some(position) = done.position {
-        headers.insert(LOG_POSITION, HeaderValue::from(position));
-    }
-    Ok((
-        StatusCode::CREATED,
-        headers,
-        Json(Redeemed {
-            coupon_uuid: done.coupon_id.0,
-            redemption_uuid: done.redemption_id,
-            position: done.position,
-        }),
-    ))
 }

@@ -7,7 +7,9 @@ pub mod consent;
 pub mod coupons;
 pub mod dry_run;
 pub mod health;
+pub mod redemptions;
 pub mod reports;
+pub mod transmissions;
 
 use crate::AppState;
 use axum::Router;
@@ -62,12 +64,12 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(coupons::list_codes))
         .routes(routes!(coupons::assign_codes))
         .routes(routes!(coupons::revoke_assignment))
-        .routes(routes!(coupons::redeem))
+        .routes(routes!(redemptions::redeem))
         .routes(routes!(channels::create_channel, channels::list_channels))
         .routes(routes!(channels::get_channel, channels::update_channel))
         .routes(routes!(channels::deactivate_channel))
-        .routes(routes!(channels::transmissions))
-        .routes(routes!(channels::requeue))
+        .routes(routes!(transmissions::transmissions))
+        .routes(routes!(transmissions::requeue))
         .routes(routes!(reports::progress))
         .routes(routes!(reports::progress_csv))
         .routes(routes!(audit::history))

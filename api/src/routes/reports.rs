@@ -62,7 +62,10 @@ fn instant(field: &str, value: Option<&str>) -> ApiResult<Option<DateTime<Utc>>>
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| {
-                    ApiError::field(field, "must be an RFC 3339 instant such as 2026-01-31T00:00:00Z")
+                    ApiError::field(
+                        field,
+                        "must be an RFC 3339 instant such as 2026-01-31T00:00:00Z",
+                    )
                 })
         })
         .transpose()
@@ -312,7 +315,11 @@ mod tests {
             enrolled_from: Some("yesterday".into()),
             ..ReportQuery::default()
         };
-        assert!(bad.filter().unwrap_err().to_string().contains("enrolled_from"));
+        assert!(bad
+            .filter()
+            .unwrap_err()
+            .to_string()
+            .contains("enrolled_from"));
         let reversed = ReportQuery {
             enrolled_from: Some("2026-02-01T00:00:00Z".into()),
             enrolled_until: Some("2026-01-01T00:00:00Z".into()),
