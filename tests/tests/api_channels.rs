@@ -373,3 +373,64 @@ async fn without_a_secrets_key_secrets_are_refused_and_nothing_is_written(pool: 
         .await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn the_openapi_document_describes_the_coupon_channel_report_and_audit_routes(
+    pool: sqlx::PgPool,
+) {
+    let server = Server::start(pool).await;
+    let (status, doc) = send(server.client.get(server.url("/openapi.json"))).await;
+    assert_eq!(status, 200);
+    let customer = "/api/v1/customers/{customer_uuid}";
+    let expected = [
+        (format!("{customer}/coupons"), vec!["get", "post"]),
+        (
+            format!("{customer}/coupons/{{coupon_uuid}}/codes"),
+            vec!["get"],
+        ),
+        (
+            format!("{customer}/coupons/{{coupon_uuid}}/assignments"),
+            vec!["post"],
+        ),
+        (
+            format!("{customer}/coupons/{{coupon_uuid}}/codes/{{code}}/assignment"),
+            vec!["delete"],
+        ),
+        (format!("{customer}/coupons/redemptions"), vec!["post"]),
+        (format!("{customer}/channels"), vec!["get", "post"]),
+        (
+            format!("{customer}/channels/{{config_uuid}}"),
+            vec!["get", "patch"],
+        ),
+        (
+            format!("{customer}/channels/{{config_uuid}}/deactivate"),
+            vec!["post"],
+        ),
+        (
+            format!("{customer}/channels/{{config_uuid}}/transmissions"),
+            vec!["get"],
+        ),
+        (
+            format!("{customer}/channels/{{config_uuid}}/transmissions/{{item_uuid}}/requeue"),
+            vec!["post"],
+        ),
+        (format!("{customer}/reports/progress"), vec!["get"]),
+        (format!("{customer}/reports/progress.csv"), vec!["get"]),
+        ("/api/v1/audit/consent/history".to_string(), vec!["get"]),
+        ("/api/v1/audit/consent/state".to_string(), vec!["get"]),
+    ];
+    for (path, methods) in expected {
+        for method in methods {
+            let operation = &doc["paths"][&path][method];
+            assert!(operation.is_object(), "{method} {path} is not described");
+            assert!(
+                operation["security"].is_array(),
+                "{method} {path} has no security"
+            );
+        }
+    }
+    // The configuration as answered has no field for secret values.
+    let view = &doc["components"]["schemas"]["ChannelView"]["properties"];
+    assert!(view["secrets_set"].is_object());
+    assert!(view["secrets"].is_null());
+}
