@@ -350,3 +350,56 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(pool: sqlx::Pg
     assert_eq!(field_of(&body), "course_run_id");
     assert_eq!(coupon_events(&server).await, events);
 }
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn each_redemption_refusal_has_its_status(pool: sqlx::PgPool) {
+    let (server, world) = world(pool).await;
+    // A learner the LMS registered but the customer never linked.
+    let user = store::directory::LmsUser {
+        lms_user_id: 9,
+        username: "learner9".into(),
+        email: "learner9@example.com".into(),
+        sso_ids: Vec::new(),
+    };
+    store::services::learners::register(&world.store, &user, &e2e_tests::meta())
+        .await
+        .unwrap();
+    let coupon = create(&server, &world, 2).await;
+    let code = codes(&server, &world, &coupon).await[0]["code"].clone();
+    let redeem = format!("{}/redemptions", base(&world));
+    let request = json!({"code": code, "course_run_id": RUN, "mode": "verified"});
+
+    let (status, body) = server
+        .post(&redeem, &learner_of("learner9", world.customer), &request)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = server
+        .post(&redeem, &learner_of("learner7", world.customer), &request)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The single-use code is spent.
+    let (status, body) = server
+        .post(&redeem, &learner_of("learner8", world.customer), &request)
+        .await;
+    assert_eq!(status, 409, "{body}");
+
+    // A coupon not yet valid.
+    let mut later = new_coupon(&world, 1);
+    let now = chrono::Utc::now();
+    later["valid_from"] = json!((now + chrono::Duration::days(5)).to_rfc3339());
+    later["valid_until"] = json!((now + chrono::Duration::days(9)).to_rfc3339());
+    let (status, body) = server
+        .post(&base(&world), &admin_of(world.customer), &later)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let later_code =
+        codes(&server, &world, body["coupon_uuid"].as_str().unwrap()).await[0]["code"].clone();
+    let (status, body) = server
+        .post(
+            &redeem,
+            &learner_of("learner8", world.customer),
+            &json!({"code": later_code, "course_run_id": RUN, "mode": "verified"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+}

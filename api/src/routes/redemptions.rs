@@ -99,7 +99,10 @@ pub async fn redeem(
         .ok_or_else(unknown)?;
     coupon_of(&state, customer, coupon_id.0)
         .await
-        .map_err(|_| unknown())?;
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => unknown(),
+            other => other,
+        })?;
     let request = RedeemRequest {
         code: body.code,
         learner_id: learner.id(),
