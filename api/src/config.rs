@@ -55,6 +55,12 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// Key that encrypts channel credentials at rest: 64 hexadecimal characters (32 bytes).
+    /// Without it, requests that carry channel secrets are refused. Prefer the environment
+    /// variable: flags show in process lists.
+    #[arg(long, env = "SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -5,6 +5,7 @@
 //!   refused (the request types say `deny_unknown_fields`) and the field at fault is named.
 //! - [`Params`]: query-string parameters, parsed the same way.
 //! - [`IdempotencyKey`]: the optional `Idempotency-Key` header of a creating POST.
+//! - [`PathParams`]: path parameters, a malformed one named as the field at fault.
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -129,6 +130,47 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
                 .to_str()
                 .map(|key| Self(Some(key.to_string())))
                 .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII")),
+        }
+    }
+}
+
+impl IdempotencyKey {
+    /// The id of a resource a POST creates: derived from the key (and the caller and `scope`,
+    /// so two callers' keys never meet) when there is one, so a repeated request addresses the
+    /// same stream and the store answers it with the first outcome; random otherwise.
+    pub fn new_id(&self, principal: &crate::auth::Principal, scope: &str) -> uuid::Uuid {
+        match &self.0 {
+            Some(key) => uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("{scope}\n{}\n{key}", principal.actor()).as_bytes(),
+            ),
+            None => uuid::Uuid::new_v4(),
+        }
+    }
+}
+
+/// Path parameters, parsed as axum's `Path` does, refused as problem details.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let reason = e.body_text();
+                Err(match e.into_kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key } => ApiError::field(key, reason),
+                    _ => ApiError::bad_request(reason),
+                })
+            }
+            Err(other) => Err(ApiError::Internal(other.body_text())),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub store: store::EventStore,
     pub verifier: Arc<auth::Verifier>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Encrypts channel credentials; without it, requests carrying secrets are refused (503).
+    pub secrets: Option<Arc<store::secrets::SecretBox>>,
 }
 
 impl AppState {
@@ -42,7 +44,14 @@ impl AppState {
             pool,
             verifier: Arc::new(verifier),
             metrics: Arc::new(metrics::Metrics::default()),
+            secrets: None,
         }
+    }
+
+    /// The same state, encrypting channel secrets with `secrets`.
+    pub fn with_secrets(mut self, secrets: store::secrets::SecretBox) -> Self {
+        self.secrets = Some(Arc::new(secrets));
+        self
     }
 }
 

@@ -42,6 +42,21 @@ async fn run(config: Config) -> Result<(), String> {
         None
     };
 
+    let secrets = match config.secrets_key.as_deref() {
+        Some(key) => Some(
+            store::secrets::SecretBox::from_hex(key)
+                .map_err(|e| format!("invalid SECRETS_KEY ({e})"))?,
+        ),
+        None => {
+            if config.runs_api() {
+                tracing::warn!(
+                    "no SECRETS_KEY: channel configurations carrying secrets will be refused"
+                );
+            }
+            None
+        }
+    };
+
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -55,7 +70,12 @@ async fn run(config: Config) -> Result<(), String> {
         Vec::new()
     };
     let served = if let Some(verifier) = verifier {
-        serve(AppState::new(pool, verifier), config.bind, shutdown.clone()).await
+        let state = AppState::new(pool, verifier);
+        let state = match secrets {
+            Some(secrets) => state.with_secrets(secrets),
+            None => state,
+        };
+        serve(state, config.bind, shutdown.clone()).await
     } else {
         let mut shutdown = shutdown.clone();
         let _ = shutdown.wait_for(|stopping| *stopping).await;

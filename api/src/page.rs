@@ -119,6 +119,36 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestUrl {
     }
 }
 
+/// `?page=&page_size=` on their own (the other query parameters are read separately).
+pub struct PageParams(pub PageRequest);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+                .map_err(|e| ApiError::field("query", e.to_string()))?;
+        let number = |name: &str| -> Result<Option<u32>, ApiError> {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| {
+                    v.parse::<u32>()
+                        .map_err(|_| ApiError::field(name, "must be a positive integer"))
+                })
+                .transpose()
+        };
+        Ok(Self(PageRequest {
+            page: number("page")?,
+            page_size: number("page_size")?,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,7 +92,8 @@ impl From<sqlx::Error> for DirectoryError {
     }
 }
 
-fn check_email(email: &str) -> Result<(), Invalid> {
+/// Whether `email` can be an address: a local part and a dotted domain, no spaces.
+pub fn check_email(email: &str) -> Result<(), Invalid> {
     let valid = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
         && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));

@@ -1,13 +1,20 @@
 //! The routes, one module per resource; [`router`] mounts them all and collects their OpenAPI
 //! descriptions, so the document covers every route by construction.
 
+pub mod audit;
 pub mod catalogs;
+pub mod channels;
 pub mod consent;
+pub mod coupons;
 pub mod customers;
+pub mod dry_run;
 pub mod enrollments;
 pub mod health;
 pub mod learners;
 pub mod lms;
+pub mod redemptions;
+pub mod reports;
+pub mod transmissions;
 
 use crate::AppState;
 use axum::Router;
@@ -27,6 +34,10 @@ use utoipa_axum::routes;
         (name = "catalogs", description = "edX's catalog routes"),
         (name = "lms", description = "Facts the LMS pushes (role lms_service)"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "coupons", description = "A customer's coupons: codes, assignments, redemptions, usage"),
+        (name = "channels", description = "Integration channel configurations and their transmissions"),
+        (name = "reports", description = "A customer's learner progress report, JSON or CSV"),
+        (name = "audit", description = "Consent history for auditors"),
     )
 )]
 struct ApiDoc;
@@ -89,5 +100,19 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(lms::record_enrollment_fact))
         .routes(routes!(lms::record_completion_fact))
         .routes(routes!(lms::upsert_content))
+        .routes(routes!(coupons::create_coupon, coupons::list_coupons))
+        .routes(routes!(coupons::list_codes))
+        .routes(routes!(coupons::assign_codes))
+        .routes(routes!(coupons::revoke_assignment))
+        .routes(routes!(redemptions::redeem))
+        .routes(routes!(channels::create_channel, channels::list_channels))
+        .routes(routes!(channels::get_channel, channels::update_channel))
+        .routes(routes!(channels::deactivate_channel))
+        .routes(routes!(transmissions::transmissions))
+        .routes(routes!(transmissions::requeue))
+        .routes(routes!(reports::progress))
+        .routes(routes!(reports::progress_csv))
+        .routes(routes!(audit::history))
+        .routes(routes!(audit::state_as_of))
         .split_for_parts()
 }
