@@ -67,6 +67,12 @@ pub struct Generator {
     buffer: Vec<Row>,
 }
 
+impl Default for Generator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Generator {
     pub fn new() -> Self {
         let doc: serde_json::Value =

@@ -16,7 +16,7 @@ pub enum ToolError {
     #[error("{0}")]
     BadInput(String),
     /// The database could not be reached.
-    #[error("cannot reach the database: {0}\n  check --database-url (or DATABASE_URL), that PostgreSQL is running, and that the database exists")]
+    #[error("cannot reach the database: {0}\n  check --database-url (or DATABASE_URL): the server is running, the database exists, and the user and password are right")]
     Unreachable(String),
     /// The database answered with an error, or a file could not be written.
     #[error("{0}")]
@@ -38,6 +38,23 @@ impl ToolError {
 
 impl From<sqlx::Error> for ToolError {
     fn from(err: sqlx::Error) -> Self {
+        let code = err
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned());
+        match code.as_deref() {
+            // invalid_catalog_name (no such database), invalid_authorization_specification,
+            // invalid_password: the server answers but will not let us in.
+            Some("3D000" | "28000" | "28P01") => return Self::Unreachable(err.to_string()),
+            // undefined_table: a database without the service's tables.
+            Some("42P01") => {
+                return Self::Failed(format!(
+                    "database error: {err}\n  is this the service's database? apply the \
+                     migrations with `enterprise-service migrate` first"
+                ))
+            }
+            _ => {}
+        }
         match store::Failure::from_sqlx(err) {
             store::Failure::Unavailable(message) => Self::Unreachable(message),
             other => Self::Failed(format!("database error: {other}")),

@@ -324,5 +324,17 @@ async fn bad_input_exits_with_2_and_an_unreachable_database_with_3(pool: PgPool)
     let missing = store::db::with_database(&url, "no_such_database_for_replay_tools");
     let out = replay(&missing, &["status"]);
     assert_exit(&out, 3);
-    assert!(!stderr(&out).is_empty());
+    assert!(
+        stderr(&out).contains("the database exists"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A database without the service's tables: the answer says to migrate.
+    let name = format!("replay_bare_{}", Uuid::new_v4().simple());
+    let bare = create_database(&pool, &name).await;
+    let out = replay(&bare, &["consent-history", "--learner-id", &stranger]);
+    drop_database(&pool, &name).await;
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("migrate"), "{}", stderr(&out));
 }
