@@ -24,6 +24,7 @@ pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolErro
         batch_size: args.batch_size,
         ..RunnerOptions::default()
     };
+    settle(pool).await?;
     for projection in chosen {
         let started = Instant::now();
         let (first, head) = span(pool).await?;
@@ -88,6 +89,36 @@ pub fn choose(names: &[String], all: bool) -> Result<Vec<Arc<dyn Projection>>, T
         .into_iter()
         .filter(|p| names.iter().any(|n| n == p.name()))
         .collect())
+}
+
+/// Longest wait for committed events to become readable before a rebuild starts.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits (bounded) until every event committed so far is readable by the log reader, so the
+/// rebuild includes it. The reader's horizon is cluster-wide: a transaction still open anywhere
+/// on the server (another database's included) holds back events committed after it began,
+/// such as those an import has just written.
+async fn settle(pool: &PgPool) -> Result<(), ToolError> {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events
+              WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())",
+        )
+        .fetch_one(pool)
+        .await?;
+        if waiting == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "note: {waiting} committed event(s) wait behind a transaction still open on the \
+                 server; the rebuild stops before them and the service's runners apply them later"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The global positions before the first event and of the last one a reader may take now.

@@ -161,3 +161,54 @@ async fn export_selects_a_position_range_a_stream_or_a_customer(pool: PgPool) {
     assert!(of_customer.iter().any(|e| e["aggregate_type"] == "consent"));
     assert!(of_customer.len() < everything.len());
 }
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_file_whose_positions_do_not_increase_is_imported_in_its_own_order(pool: PgPool) {
+    rich_log(&pool).await;
+    let url = url_of(&pool);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl");
+    let file = path.to_str().unwrap();
+    assert_exit(&replay(&url, &["export", "-o", file]), 0);
+    // Two neighbouring events of different streams change places, as when two writers'
+    // transactions commit in the opposite order of their positions.
+    let mut lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let i = (0..lines.len() - 1)
+        .find(|&i| lines[i]["aggregate_id"] != lines[i + 1]["aggregate_id"])
+        .unwrap();
+    lines.swap(i, i + 1);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&path, text.join("\n")).unwrap();
+
+    let name = scratch_name();
+    let target_url = create_database(&pool, &name).await;
+    let out = replay(&target_url, &["import", file]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("numbered anew"), "{}", stderr(&out));
+    let target = store::db::connect(&target_url, 2).await.unwrap();
+    let log = e2e_tests::read_log(&target, lines.len()).await;
+    let read: Vec<(String, i64)> = log
+        .iter()
+        .map(|e| (e.aggregate_id.clone(), e.sequence))
+        .collect();
+    let written: Vec<(String, i64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["aggregate_id"].as_str().unwrap().to_string(),
+                l["sequence"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(read, written);
+    assert_exit(
+        &replay(&target_url, &["verify", "--read-models", "none"]),
+        0,
+    );
+    target.close().await;
+    drop_database(&pool, &name).await;
+}
