@@ -8,7 +8,9 @@
 //!    repeated, with the learner index and then without it (the baseline: every consent event
 //!    walked on the primary key), and prints p50, p99 and the ratio;
 //! 3. times the whole CLI (`replay-tools consent-history --learner-id ...`, process start and
-//!    connection included) when the binary sits beside this one.
+//!    connection included) when the binary sits beside this one;
+//! 4. with `--verify`, times verify's log checks (hash chains, sequences, positions, the log
+//!    reader and payloads) over the whole log.
 
 use clap::Parser;
 use cqrs_es::DomainEvent;
@@ -34,6 +36,9 @@ struct Args {
     /// Timed repetitions of the query.
     #[arg(long, default_value_t = 200)]
     repeat: usize,
+    /// Also time verify's log checks over the whole log.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[tokio::main]
@@ -129,6 +134,15 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
         report("whole CLI run (process, connect, query, print)", &runs);
     } else {
         println!("(build replay-tools beside this binary to time the whole CLI run)");
+    }
+    if args.verify {
+        let started = Instant::now();
+        let problems = replay_tools::verify::check_log(&pool).await?;
+        println!(
+            "verify's log checks over {written} events: {:.1} s, {} problem(s)",
+            started.elapsed().as_secs_f64(),
+            problems.len()
+        );
     }
     pool.close().await;
     Ok(())
