@@ -8,7 +8,9 @@
 //! - [`rebuild`]: rebuilding a read model from zero, in place or into fresh tables then swapped.
 //! - [`status`]: position, lag and last error of every projection.
 //! - [`read_models`]: the read models.
+//! - [`bench_log`]: a generated log of a realistic mix, for the benchmarks.
 
+pub mod bench_log;
 pub mod checkpoint;
 pub mod projection;
 pub mod read_models;

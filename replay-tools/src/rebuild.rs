@@ -1,0 +1,153 @@
+//! Rebuilding read models with the projections' own rebuild (in place, or into fresh tables),
+//! with a progress bar.
+//!
+//! The rebuild runs as it does in the service (`projections::rebuild`); beside it, this module
+//! watches the checkpoint the rebuild advances and draws a bar on standard error: events
+//! applied, events/s and time left. Progress is counted in global positions, which the log
+//! allocates one per event, so it is the event count up to the few positions that rolled-back
+//! transactions leave unused.
+
+use crate::cli::RebuildArgs;
+use crate::error::ToolError;
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::rebuild;
+use projections::runner::RunnerOptions;
+use projections::Projection;
+use sqlx::PgPool;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolError> {
+    let chosen = choose(&args.projections, args.all)?;
+    let options = RunnerOptions {
+        batch_size: args.batch_size,
+        ..RunnerOptions::default()
+    };
+    settle(pool).await?;
+    for projection in chosen {
+        let started = Instant::now();
+        let (first, head) = span(pool).await?;
+        let bar = bar(projection.name(), (head - first).max(0) as u64);
+        let checkpoint = if args.fresh_tables {
+            format!("{}@rebuild", projection.name())
+        } else {
+            projection.name().to_string()
+        };
+        let work = async {
+            if args.fresh_tables {
+                rebuild::into_fresh_tables(pool, projection.as_ref(), options).await
+            } else {
+                rebuild::in_place(pool, projection.as_ref(), options).await
+            }
+        };
+        tokio::pin!(work);
+        let reached = loop {
+            tokio::select! {
+                outcome = &mut work => break outcome,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if let Ok(Some(position)) = checkpoint_position(pool, &checkpoint).await {
+                        bar.set_position((position - first).clamp(0, head - first) as u64);
+                    }
+                }
+            }
+        };
+        let reached = match reached {
+            Ok(reached) => reached,
+            Err(err) => {
+                bar.abandon();
+                return Err(ToolError::from(err));
+            }
+        };
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "{}: rebuilt up to global position {} ({} events) in {seconds:.1} s",
+            projection.name(),
+            reached.global_position,
+            (head - first).max(0),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The read models named, in the order of a full rebuild; an unknown name is refused before
+/// anything is rebuilt.
+pub fn choose(names: &[String], all: bool) -> Result<Vec<Arc<dyn Projection>>, ToolError> {
+    let every = projections::read_models::all();
+    if all {
+        return Ok(every);
+    }
+    let known: Vec<&str> = every.iter().map(|p| p.name()).collect();
+    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        return Err(ToolError::bad_input(format!(
+            "unknown read model '{unknown}'\n  known read models: {}",
+            known.join(", ")
+        )));
+    }
+    Ok(every
+        .into_iter()
+        .filter(|p| names.iter().any(|n| n == p.name()))
+        .collect())
+}
+
+/// Longest wait for committed events to become readable before a rebuild starts.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits (bounded) until every event committed so far is readable by the log reader, so the
+/// rebuild includes it. The reader's horizon is cluster-wide: a transaction still open anywhere
+/// on the server (another database's included) holds back events committed after it began,
+/// such as those an import has just written.
+async fn settle(pool: &PgPool) -> Result<(), ToolError> {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events
+              WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())",
+        )
+        .fetch_one(pool)
+        .await?;
+        if waiting == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "note: {waiting} committed event(s) wait behind a transaction still open on the \
+                 server; the rebuild stops before them and the service's runners apply them later"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The global positions before the first event and of the last one a reader may take now.
+async fn span(pool: &PgPool) -> Result<(i64, i64), ToolError> {
+    let (first, head): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT min(global_position) - 1, max(global_position) FROM events
+          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((first.unwrap_or(0), head.unwrap_or(0)))
+}
+
+async fn checkpoint_position(pool: &PgPool, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT global_position FROM projection_checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+fn bar(name: &str, length: u64) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {human_pos}/{human_len} events  {per_sec}  {eta} left",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar
+}
