@@ -5,6 +5,7 @@ pub mod consent;
 pub mod enrollments;
 pub mod learners;
 pub mod outbox;
+pub mod transmissions;
 
 use crate::Projection;
 use std::sync::Arc;
@@ -17,5 +18,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(learners::Learners),
         Arc::new(enrollments::Enrollments),
         Arc::new(outbox::Outbox),
+        Arc::new(transmissions::Transmissions),
     ]
 }
