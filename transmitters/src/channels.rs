@@ -1,0 +1,14 @@
+//! The channel clients, one module each, and the choice of one for a configuration.
+
+use crate::channel::ChannelClient;
+use crate::xapi::Xapi;
+use domain::channel::ChannelSettings;
+use std::sync::Arc;
+
+/// The client of a configuration's channel.
+pub fn client_for(settings: &ChannelSettings) -> Arc<dyn ChannelClient> {
+    match settings {
+        ChannelSettings::Xapi { .. } => Arc::new(Xapi),
+        _ => Arc::new(crate::unsupported::Unsupported),
+    }
+}
