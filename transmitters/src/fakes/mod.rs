@@ -21,8 +21,11 @@ pub enum Fault {
     TooManyRequests { retry_after: u64 },
     /// This 5xx status.
     ServerError(u16),
-    /// Answer normally, after this long.
+    /// Wait this long, then answer normally (`Slow(Duration::ZERO)` is a normal answer).
     Slow(Duration),
+    /// Accept the request (store what it carries), then wait this long before answering: the
+    /// remote applied it, the client may never learn.
+    Stall(Duration),
     /// Send the status line and part of the body, then break the connection.
     Drop,
     /// 200 with a body that is not JSON.
@@ -86,6 +89,8 @@ pub async fn play(fault: Option<Fault>) -> Option<Response> {
             tokio::time::sleep(wait).await;
             None
         }
+        // Played by the handler after it stored the request (see [`stall`]).
+        Fault::Stall(_) => None,
         Fault::Drop => {
             let parts: Vec<Result<&'static str, std::io::Error>> = vec![
                 Ok("[\"trunc"),
@@ -111,6 +116,14 @@ pub async fn play(fault: Option<Fault>) -> Option<Response> {
             )
                 .into_response(),
         ),
+    }
+}
+
+/// How long to wait after storing, for a [`Fault::Stall`].
+pub fn stall(fault: &Option<Fault>) -> Option<Duration> {
+    match fault {
+        Some(Fault::Stall(wait)) => Some(*wait),
+        _ => None,
     }
 }
 

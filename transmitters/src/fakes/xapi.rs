@@ -10,7 +10,7 @@
 //! content is accepted once more without storing it twice; with other content it is 409.
 //! Success is `200` with the array of the statement's id.
 
-use super::{play, Faults};
+use super::{play, stall, Faults};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -91,7 +91,9 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn statements(State(lrs): State<FakeLrs>, headers: HeaderMap, body: String) -> Response {
-    if let Some(response) = play(lrs.faults.next()).await {
+    let fault = lrs.faults.next();
+    let stall = stall(&fault);
+    if let Some(response) = play(fault).await {
         return response;
     }
     let version = headers
@@ -154,18 +156,23 @@ async fn statements(State(lrs): State<FakeLrs>, headers: HeaderMap, body: String
         version,
         at: Instant::now(),
     };
-    let mut store = lrs.lock();
-    match store.by_id.get(&id) {
-        Some(known) if *known != statement => {
-            return refuse(StatusCode::CONFLICT, "another statement has this id")
+    {
+        let mut store = lrs.lock();
+        match store.by_id.get(&id) {
+            Some(known) if *known != statement => {
+                return refuse(StatusCode::CONFLICT, "another statement has this id")
+            }
+            Some(_) => {}
+            None => {
+                store.by_id.insert(id, statement);
+                store.accepted.push(received.clone());
+            }
         }
-        Some(_) => {}
-        None => {
-            store.by_id.insert(id, statement);
-            store.accepted.push(received.clone());
-        }
+        store.requests.push(received);
     }
-    store.requests.push(received);
+    if let Some(wait) = stall {
+        tokio::time::sleep(wait).await;
+    }
     (StatusCode::OK, Json(vec![id.to_string()])).into_response()
 }
 
