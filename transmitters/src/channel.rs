@@ -31,8 +31,10 @@ pub enum Auth {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Empty,
-    /// Serialized as is: channels that follow edX's `sort_keys=True` build sorted values.
+    /// Serialized as is. `serde_json` keeps object keys sorted, as edX's `sort_keys=True`.
     Json(Value),
+    /// `application/x-www-form-urlencoded` (OAuth token requests).
+    Form(Vec<(String, String)>),
 }
 
 /// One HTTP request for one or more rows (a chunk of content rows, or one learner row).

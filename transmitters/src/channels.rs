@@ -1,6 +1,7 @@
 //! The channel clients, one module each, and the choice of one for a configuration.
 
 use crate::channel::ChannelClient;
+use crate::degreed::Degreed;
 use crate::xapi::Xapi;
 use domain::channel::ChannelSettings;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 pub fn client_for(settings: &ChannelSettings) -> Arc<dyn ChannelClient> {
     match settings {
         ChannelSettings::Xapi { .. } => Arc::new(Xapi),
+        ChannelSettings::Degreed2 { .. } => Arc::new(Degreed),
         _ => Arc::new(crate::unsupported::Unsupported),
     }
 }

@@ -119,10 +119,14 @@ impl Http {
             (_, Some(token)) => builder.bearer_auth(token),
             _ => builder,
         };
-        if let Body::Json(value) = &request.body {
-            builder = builder
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(value.to_string());
+        match &request.body {
+            Body::Json(value) => {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(value.to_string());
+            }
+            Body::Form(fields) => builder = builder.form(fields),
+            Body::Empty => {}
         }
         match builder.send().await {
             Ok(response) => {

@@ -12,7 +12,7 @@
 //! - [`lease`]: handing a row back uncounted, or cancelling it;
 //! - [`record`]: outcomes as `TransmissionAttempted` events (the transmission audit);
 //! - `directory`: the learner and content data requests need;
-//! - channels: [`xapi`];
+//! - channels: [`xapi`], [`degreed`];
 //! - [`fakes`]: strict fake servers of the remote systems, for tests and by hand.
 
 #![forbid(unsafe_code)]
@@ -21,6 +21,7 @@ pub mod channel;
 mod channels;
 pub mod config;
 pub mod consent;
+pub mod degreed;
 mod directory;
 pub mod fakes;
 pub mod http;

@@ -396,6 +396,9 @@ impl Worker {
         if config.dry_run {
             let size = match &request.body {
                 crate::channel::Body::Json(value) => value.to_string().len(),
+                crate::channel::Body::Form(fields) => {
+                    fields.iter().map(|(k, v)| k.len() + v.len() + 2).sum()
+                }
                 crate::channel::Body::Empty => 0,
             };
             let note = format!("dry run: {} request of {size} bytes built", request.method);
