@@ -122,25 +122,25 @@ impl FakeDegreed {
     }
 
     /// The checks every API call shares: a fault to play, the bearer token, a JSON body.
-    async fn guard(&self, headers: &HeaderMap, body: Option<&str>) -> Result<Value, Response> {
+    async fn guard(&self, headers: &HeaderMap, body: Option<&str>) -> Result<Value, Box<Response>> {
         if let Some(response) = play(self.faults.next()).await {
-            return Err(response);
+            return Err(Box::new(response));
         }
         self.check(headers, body)
     }
 
     /// The bearer token and the JSON body.
-    fn check(&self, headers: &HeaderMap, body: Option<&str>) -> Result<Value, Response> {
+    fn check(&self, headers: &HeaderMap, body: Option<&str>) -> Result<Value, Box<Response>> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if !token.is_some_and(|t| self.lock().tokens.contains(t)) {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "invalid-token",
                 "Invalid API key.",
-            ));
+            )));
         }
         let Some(body) = body else {
             return Ok(Value::Null);
@@ -150,18 +150,18 @@ impl FakeDegreed {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         if !json {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::NOT_ACCEPTABLE,
                 "not-acceptable",
                 "We only accept JSON",
-            ));
+            )));
         }
         serde_json::from_str(body).map_err(|_| {
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "bad-request",
                 "The body is not JSON.",
-            )
+            ))
         })
     }
 
@@ -249,7 +249,7 @@ fn check_course(body: &Value, with_id: bool) -> Result<Value, String> {
         "cost-unit-type",
         "language",
     ] {
-        if !attributes[field].as_str().is_some_and(|s| !s.is_empty()) {
+        if attributes[field].as_str().is_none_or(str::is_empty) {
             return Err(format!("attributes.{field} must be a non-empty string"));
         }
     }
@@ -284,7 +284,7 @@ async fn create(State(fake): State<FakeDegreed>, headers: HeaderMap, body: Strin
     }
     let body = match fake.check(&headers, Some(&body)) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let attributes = match check_course(&body, false) {
         Ok(attributes) => attributes,
@@ -325,7 +325,7 @@ async fn search(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(response) = fake.guard(&headers, None).await {
-        return response;
+        return *response;
     }
     let Some(external) = query.get("filter[external_id]") else {
         return error(
@@ -352,7 +352,7 @@ async fn update(
 ) -> Response {
     let body = match fake.guard(&headers, Some(&body)).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let attributes = match check_course(&body, true) {
         Ok(attributes) => attributes,
@@ -387,7 +387,7 @@ async fn delete(
     headers: HeaderMap,
 ) -> Response {
     if let Err(response) = fake.guard(&headers, None).await {
-        return response;
+        return *response;
     }
     if fake.lock().courses.remove(&id).is_none() {
         return error(StatusCode::NOT_FOUND, "not-found", "No such course.");
@@ -408,7 +408,7 @@ async fn completions(
 ) -> Response {
     let body = match fake.guard(&headers, Some(&body)).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let a = &body["data"]["attributes"];
     let problems = [
