@@ -63,6 +63,12 @@ pub enum Planned {
         items: Vec<OutboxItem>,
         reason: String,
     },
+    /// Not for the workers: hand the rows back uncounted, due again after `after` (Cornerstone
+    /// pulls its content rows itself through its course-list endpoint).
+    Defer {
+        items: Vec<OutboxItem>,
+        after: Duration,
+    },
     /// The rows cannot be built (missing data the remote needs): they are retried later and
     /// dead-lettered in the end, visibly.
     Unbuildable {

@@ -12,7 +12,8 @@
 //! - [`lease`]: handing a row back uncounted, or cancelling it;
 //! - [`record`]: outcomes as `TransmissionAttempted` events (the transmission audit);
 //! - `directory`: the learner and content data requests need;
-//! - channels: [`xapi`], [`degreed`];
+//! - channels: [`xapi`], [`degreed`], [`cornerstone`] (its pull endpoint:
+//!   [`cornerstone::router`]);
 //! - [`fakes`]: strict fake servers of the remote systems, for tests and by hand.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod channel;
 mod channels;
 pub mod config;
 pub mod consent;
+pub mod cornerstone;
 pub mod degreed;
 mod directory;
 pub mod fakes;

@@ -391,6 +391,13 @@ impl Worker {
                 }
                 return Ok(());
             }
+            Planned::Defer { items, after } => {
+                for item in &items {
+                    lease::release(&self.pool, item.item_id, owner, after).await?;
+                    report.released += 1;
+                }
+                return Ok(());
+            }
             Planned::Send { items, request } => (items, request),
         };
         if config.dry_run {
