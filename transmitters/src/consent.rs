@@ -17,6 +17,49 @@ pub enum ConsentCheck {
     Unknown,
 }
 
+/// Asks the consent read model about many learner x course key pairs of one customer at
+/// once: the answers come in the order asked.
+pub async fn check_many(
+    pool: &PgPool,
+    customer_id: Uuid,
+    asked: &[(Uuid, String)],
+) -> Result<Vec<ConsentCheck>, sqlx::Error> {
+    let policy: Option<(bool, String)> = sqlx::query_as(
+        "SELECT enable_data_sharing_consent, enforce_data_sharing_consent
+           FROM consent_customers WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((enabled, enforce)) = policy else {
+        return Ok(vec![ConsentCheck::Unknown; asked.len()]);
+    };
+    if !enabled || enforce == "externally_managed" {
+        return Ok(vec![ConsentCheck::Allowed; asked.len()]);
+    }
+    let (learners, keys): (Vec<Uuid>, Vec<String>) = asked.iter().cloned().unzip();
+    let granted: Vec<Option<bool>> = sqlx::query_scalar(
+        "SELECT (SELECT r.granted FROM consent_records r
+                  WHERE r.customer_id = $1 AND r.learner_id = a.learner
+                    AND r.subject_type = 'course' AND r.subject_key = a.course_key)
+           FROM UNNEST($2::uuid[], $3::text[]) WITH ORDINALITY AS a(learner, course_key, n)
+          ORDER BY a.n",
+    )
+    .bind(customer_id)
+    .bind(&learners)
+    .bind(&keys)
+    .fetch_all(pool)
+    .await?;
+    Ok(granted
+        .into_iter()
+        .map(|granted| match granted {
+            Some(true) => ConsentCheck::Allowed,
+            Some(false) => ConsentCheck::Refused,
+            None => ConsentCheck::Unknown,
+        })
+        .collect())
+}
+
 /// Asks the consent read model (tables `consent_customers`, `consent_records`) about a
 /// customer x learner x course key.
 pub async fn check(

@@ -20,7 +20,7 @@ use crate::consent::{self, ConsentCheck};
 use crate::http::Http;
 use crate::lease;
 use crate::limits::{CircuitBreaker, TokenBucket};
-use crate::record::{record, Outcome, ACTOR};
+use crate::record::{Outcome, Recorder, ACTOR};
 use domain::membership::{membership_stream_id, LearnerMemberships, MembershipCommand};
 use domain::transmission::TransmissionStatus;
 use projections::read_models::outbox::{claim, complete, fail, ItemKind, OutboxItem};
@@ -153,6 +153,7 @@ pub struct Worker {
     http: Http,
     configs: ConfigCache,
     limits: Mutex<HashMap<Uuid, Limits>>,
+    recorder: Recorder,
     options: WorkerOptions,
 }
 
@@ -200,6 +201,7 @@ impl Worker {
             http: Http::new(options.request_timeout),
             configs: ConfigCache::new(store.clone(), options.secrets.clone(), options.config_ttl),
             limits: Mutex::new(HashMap::new()),
+            recorder: Recorder::start(store.clone()),
             pool,
             store,
             options,
@@ -316,13 +318,23 @@ impl Worker {
         report: &mut TurnReport,
     ) -> Result<Vec<OutboxItem>, WorkerError> {
         let mut allowed = Vec::with_capacity(rows.len());
-        for item in rows {
-            let (ItemKind::Learner, Some(learner)) = (item.kind, item.learner_id) else {
-                allowed.push(item);
-                continue;
-            };
-            let course_key = item.payload["course_key"].as_str().unwrap_or_default();
-            match consent::check(&self.pool, item.customer_id, learner, course_key).await? {
+        let (learners, other): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|i| i.kind == ItemKind::Learner && i.learner_id.is_some());
+        allowed.extend(other);
+        let Some(customer) = learners.first().map(|i| i.customer_id) else {
+            return Ok(allowed);
+        };
+        let asked: Vec<(Uuid, String)> = learners
+            .iter()
+            .map(|i| {
+                let key = i.payload["course_key"].as_str().unwrap_or_default();
+                (i.learner_id.unwrap_or_default(), key.to_string())
+            })
+            .collect();
+        let answers = consent::check_many(&self.pool, customer, &asked).await?;
+        for (item, answer) in learners.into_iter().zip(answers) {
+            match answer {
                 ConsentCheck::Allowed => allowed.push(item),
                 ConsentCheck::Refused => {
                     let outcome = Outcome {
@@ -625,7 +637,8 @@ impl Worker {
         outcome: &Outcome<'_>,
         request: Option<&Request>,
     ) -> Result<(), WorkerError> {
-        record(&self.store, item, outcome, request)
+        self.recorder
+            .record(item, outcome, request)
             .await
             .map_err(|e| WorkerError::Record(e.to_string()))
     }

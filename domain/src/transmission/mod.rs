@@ -56,6 +56,40 @@ impl Transmission {
         self.last_status
     }
 
+    /// The event an attempt appends (the rules of the module doc). Public so that a writer
+    /// recording many first attempts at once decides exactly as the aggregate does.
+    pub fn decide(&self, attempt: Attempt) -> Result<TransmissionEvent, TransmissionError> {
+        self.check(&attempt)?;
+        let Attempt {
+            item_id,
+            config_id,
+            customer_id,
+            channel,
+            action,
+            learner_id,
+            attempt,
+            status,
+            http_status,
+            excerpt,
+            duration_ms,
+            at,
+        } = attempt;
+        Ok(TransmissionEvent::TransmissionAttempted {
+            item_id,
+            config_id,
+            customer_id,
+            channel,
+            action,
+            learner_id,
+            attempt,
+            status,
+            http_status,
+            excerpt: excerpt.as_deref().and_then(scrub),
+            duration_ms,
+            at,
+        })
+    }
+
     fn check(&self, attempt: &Attempt) -> Result<(), TransmissionError> {
         let key = (
             attempt.item_id,
@@ -103,35 +137,7 @@ impl Aggregate for Transmission {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         let TransmissionCommand::RecordAttempt(attempt) = command;
-        self.check(&attempt)?;
-        let Attempt {
-            item_id,
-            config_id,
-            customer_id,
-            channel,
-            action,
-            learner_id,
-            attempt,
-            status,
-            http_status,
-            excerpt,
-            duration_ms,
-            at,
-        } = attempt;
-        let event = TransmissionEvent::TransmissionAttempted {
-            item_id,
-            config_id,
-            customer_id,
-            channel,
-            action,
-            learner_id,
-            attempt,
-            status,
-            http_status,
-            excerpt: excerpt.as_deref().and_then(scrub),
-            duration_ms,
-            at,
-        };
+        let event = self.decide(attempt)?;
         sink.write(event, self).await;
         Ok(())
     }
