@@ -195,6 +195,8 @@ pub async fn run(
 }
 
 impl Worker {
+    /// A worker on `pool`. Call inside a tokio runtime: it starts the task that records
+    /// outcomes in groups.
     pub fn new(pool: PgPool, options: WorkerOptions) -> Self {
         let store = EventStore::new(pool.clone());
         Self {
