@@ -61,9 +61,7 @@ pub fn scrub(text: &str) -> Option<String> {
         let credential_word = is_credential_word(word);
         if word.contains('@') {
             out.push_str("[email]");
-        } else if *after && !credential_word {
-            out.push_str("[redacted]");
-        } else if word.chars().count() >= 32 && !is_uuid(word) {
+        } else if (*after && !credential_word) || (word.chars().count() >= 32 && !is_uuid(word)) {
             out.push_str("[redacted]");
         } else {
             out.push_str(word);
