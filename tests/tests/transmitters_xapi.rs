@@ -353,3 +353,33 @@ async fn an_open_circuit_hands_rows_back_without_calling(pool: PgPool) {
     );
     assert!(rows.iter().all(|r| r.status == ItemStatus::Pending));
 }
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn consent_the_read_model_does_not_know_yet_waits_uncounted(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 1).await;
+    // The outbox is up to date; the consent read model has seen nothing.
+    project(&s.pool, &projections::read_models::outbox::Outbox).await;
+    let report = Worker::new(s.pool.clone(), options())
+        .turn("w1")
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 0, "{report:?}");
+    assert!(s.lrs.requests().is_empty());
+    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    assert_eq!((row.status, row.attempts), (ItemStatus::Pending, 0));
+    assert!(row.next_attempt_at > Utc::now() + Days::seconds(5));
+    assert_eq!(audit(&s.pool, row.item_id).await, ["failed"]);
+
+    project(&s.pool, &ConsentProjection).await;
+    time_passes(&s.pool).await;
+    assert_eq!(
+        Worker::new(s.pool.clone(), options())
+            .turn("w1")
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    assert_eq!(s.lrs.received().len(), 1);
+}

@@ -350,25 +350,23 @@ impl Worker {
                     report.withheld += 1;
                 }
                 ConsentCheck::Unknown => {
-                    let note = "consent not known to the consent read model yet";
-                    let status = self.retry_status(&item);
+                    // The consent read model lags behind the outbox: ask again shortly, without
+                    // counting an attempt, so a paused consent runner dead-letters nothing.
                     let outcome = Outcome {
-                        status,
+                        status: TransmissionStatus::Failed,
                         answer: None,
-                        note: Some(note.into()),
+                        note: Some("consent not known to the consent read model yet".into()),
                         duration: Duration::ZERO,
                     };
                     self.record(&item, &outcome, None).await?;
-                    fail(
+                    lease::release(
                         &self.pool,
                         item.item_id,
                         owner,
-                        note,
-                        Some(self.options.consent_recheck),
-                        self.options.max_attempts,
+                        self.options.consent_recheck,
                     )
                     .await?;
-                    count(report, status);
+                    report.released += 1;
                 }
             }
         }
@@ -476,12 +474,10 @@ impl Worker {
                         self.options.breaker_cooldown,
                     ),
                 });
+                // The rate first: the breaker's probe is let out only for a call that goes.
                 let now = Instant::now();
-                if let Some(wait) = limits.breaker.admit(now) {
-                    return Some(wait);
-                }
                 match limits.bucket.take(now) {
-                    None => return None,
+                    None => return limits.breaker.admit(now),
                     Some(wait) => wait,
                 }
             };
