@@ -15,7 +15,8 @@
 //!   - [`enrollment`]: enterprise enrollments per customer x learner x course run;
 //!   - [`coupon`]: coupons, their codes, assignments and redemptions;
 //!   - [`completion`]: the LMS's grade facts and the completion decided from them;
-//!   - [`content`]: course, course-run and program metadata (and the discovery parser).
+//!   - [`content`]: course, course-run and program metadata (and the discovery parser);
+//!   - [`transmission`]: the outcomes of each outbox item's transmissions (the audit).
 //! - [`upcast`]: upcasters for stored events of older versions.
 //! - `update`: helpers for partial updates (only what changed goes into an event).
 
@@ -32,6 +33,7 @@ pub mod error;
 pub mod ids;
 pub mod membership;
 pub mod slug;
+pub mod transmission;
 pub mod upcast;
 mod update;
 pub mod validate;

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod enrollments;
 pub mod learners;
 pub mod outbox;
+pub mod transmissions;
 
 use crate::Projection;
 use std::sync::Arc;
@@ -19,5 +20,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(learners::Learners),
         Arc::new(enrollments::Enrollments),
         Arc::new(outbox::Outbox),
+        Arc::new(transmissions::Transmissions),
     ]
 }

@@ -1,0 +1,385 @@
+//! The transmitter workers end to end, against real PostgreSQL and the strict fake LRS: LMS
+//! facts in (content published, learner linked, consent granted, grade passed), statements
+//! out; the failure matrix with nothing lost; consent refused at send time; a worker killed
+//! mid-batch; two workers on one outbox; dry run; the circuit breaker.
+
+use chrono::{Duration as Days, Utc};
+use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
+use domain::consent::Action;
+use domain::ids::ChannelConfigId;
+use e2e_tests::{consent_required, meta, project, World};
+use projections::read_models::consent::ConsentProjection;
+use projections::read_models::outbox::{requeue, ItemStatus};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use transmitters::fakes::xapi::FakeLrs;
+use transmitters::fakes::{serve, Fault, Running};
+use transmitters::{Worker, WorkerOptions};
+use uuid::Uuid;
+
+mod transmitting;
+use transmitting::*;
+
+struct Setup {
+    world: World,
+    pool: PgPool,
+    lrs: FakeLrs,
+    _running: Running,
+    config: Uuid,
+}
+
+/// A world whose customer requires consent, an xAPI configuration pointing at a fresh fake
+/// LRS, with its key and secret stored encrypted.
+async fn setup(pool: PgPool, dry_run: bool) -> Setup {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let lrs = FakeLrs::new("lrs-key", "lrs-secret");
+    let running = serve(lrs.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let secrets = secret_box();
+    let mut refs = BTreeMap::new();
+    refs.insert(
+        "key".to_string(),
+        secrets.put(&pool, "lrs-key").await.unwrap(),
+    );
+    refs.insert(
+        "secret".to_string(),
+        secrets.put(&pool, "lrs-secret").await.unwrap(),
+    );
+    let config_id = ChannelConfigId(Uuid::new_v4());
+    let create = ChannelCommand::CreateChannelConfiguration {
+        config_id,
+        customer_id: world.customer,
+        display_name: "LRS".into(),
+        active: true,
+        dry_run,
+        catalogs_to_transmit: vec![],
+        transmission_chunk_size: 500,
+        disable_learner_data: false,
+        idp_id: None,
+        settings: ChannelSettings::Xapi {
+            endpoint: format!("{}/", running.url()),
+            version: "1.0.3".into(),
+        },
+        secrets: refs,
+    };
+    world
+        .store
+        .execute::<ChannelConfiguration>(&channel_stream_id(config_id), create, &(), &meta())
+        .await
+        .unwrap();
+    Setup {
+        world,
+        pool,
+        lrs,
+        _running: running,
+        config: config_id.0,
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_completion_reaches_the_lrs_as_the_expected_statement(pool: PgPool) {
+    let s = setup(pool, false).await;
+    let learner = completing_learners(&s.world, 1, 1).await[0];
+    project_all(&s.pool).await;
+    let row = learner_rows(&s.pool, s.config).await.remove(0);
+
+    let report = Worker::new(s.pool.clone(), options())
+        .turn("w1")
+        .await
+        .unwrap();
+    // The published course run's content row is skipped: an LRS holds no catalog.
+    assert_eq!((report.sent, report.skipped), (1, 1), "{report:?}");
+
+    let received = s.lrs.received();
+    assert_eq!(received.len(), 1);
+    let expected = json!({
+        "id": row.item_id.to_string(),
+        "actor": {"objectType": "Agent", "name": "learner1@example.com",
+                  "mbox": "mailto:learner1@example.com"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed",
+                 "display": {"en-US": "completed"}},
+        "object": {
+            "objectType": "Activity",
+            "id": "https://lms.example.com/xapi/activities/course/edX+DemoX",
+            "definition": received[0].statement["object"]["definition"].clone(),
+        },
+        "result": {"score": {"scaled": 0.8, "raw": 80, "min": 0, "max": 100},
+                   "success": true, "completion": true},
+        "version": "1.0.3",
+    });
+    assert_eq!(received[0].statement, expected);
+    let definition = &received[0].statement["object"]["definition"];
+    assert_eq!(
+        definition["type"],
+        "http://adlnet.gov/expapi/activities/course"
+    );
+    assert!(definition["name"]["en-US"].is_string());
+    assert_eq!(
+        definition["extensions"]["https://lms.example.com/course/key"],
+        "edX+DemoX"
+    );
+    assert_eq!(received[0].version, "1.0.3");
+    assert_eq!(
+        received[0].idempotency_key.as_deref(),
+        Some(row.item_id.to_string().as_str())
+    );
+
+    let rows = learner_rows(&s.pool, s.config).await;
+    assert_eq!(rows[0].status, ItemStatus::Sent);
+    assert_eq!(rows[0].learner_id, Some(learner.0));
+    assert_eq!(audit(&s.pool, row.item_id).await, ["sent"]);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn every_failure_is_retried_and_nothing_is_lost(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 5).await;
+    project_all(&s.pool).await;
+    for fault in [
+        Fault::TooManyRequests { retry_after: 1 },
+        Fault::ServerError(503),
+        Fault::Slow(Duration::from_secs(2)),
+        Fault::Drop,
+        Fault::BadJson,
+    ] {
+        s.lrs.faults.push(fault);
+    }
+    let worker = Worker::new(s.pool.clone(), options());
+    let first = worker.turn("w1").await.unwrap();
+    assert_eq!((first.failed, first.sent), (5, 0), "{first:?}");
+    let rows = learner_rows(&s.pool, s.config).await;
+    assert!(rows
+        .iter()
+        .all(|r| r.status == ItemStatus::Pending && r.attempts == 1));
+    // Only the 429 row waits its Retry-After (1 s); the others back off 5 s or more.
+    let soon: Vec<_> = rows
+        .iter()
+        .filter(|r| r.next_attempt_at < Utc::now() + Days::seconds(3))
+        .collect();
+    assert_eq!(soon.len(), 1, "{rows:#?}");
+    assert!(soon[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .starts_with("HTTP 429"));
+
+    time_passes(&s.pool).await;
+    let second = worker.turn("w1").await.unwrap();
+    assert_eq!(second.sent, 5, "{second:?}");
+    assert_eq!(s.lrs.received().len(), 5);
+    for row in learner_rows(&s.pool, s.config).await {
+        assert_eq!(row.status, ItemStatus::Sent);
+        assert_eq!(audit(&s.pool, row.item_id).await, ["failed", "sent"]);
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_row_failing_too_often_is_dead_lettered_then_requeued(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 1).await;
+    project_all(&s.pool).await;
+    s.lrs.faults.always(Fault::ServerError(500));
+    let worker = Worker::new(
+        s.pool.clone(),
+        WorkerOptions {
+            max_attempts: 2,
+            ..options()
+        },
+    );
+    worker.turn("w1").await.unwrap();
+    time_passes(&s.pool).await;
+    let report = worker.turn("w1").await.unwrap();
+    assert_eq!(report.dead, 1);
+    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    assert_eq!(row.status, ItemStatus::Dead);
+    assert_eq!(
+        audit(&s.pool, row.item_id).await,
+        ["failed", "dead_lettered"]
+    );
+    assert!(s.lrs.received().is_empty());
+
+    s.lrs.faults.clear();
+    assert!(requeue(&s.pool, row.item_id).await.unwrap());
+    assert_eq!(worker.turn("w1").await.unwrap().sent, 1);
+    assert_eq!(s.lrs.received().len(), 1);
+    assert_eq!(
+        audit(&s.pool, row.item_id).await,
+        ["failed", "dead_lettered", "sent"]
+    );
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_learner_who_declined_or_revoked_is_never_sent(pool: PgPool) {
+    let s = setup(pool, false).await;
+    let declined = s.world.learner(1).await;
+    consent(&s.world, declined, Action::Decline).await;
+    complete_course(&s.world, declined, 0.9).await;
+    let revoking = completing_learners(&s.world, 2, 1).await[0];
+    project_all(&s.pool).await;
+    let rows = learner_rows(&s.pool, s.config).await;
+    assert_eq!(rows.len(), 1, "only the consenting learner is queued");
+    assert_eq!(rows[0].learner_id, Some(revoking.0));
+
+    // The revocation reaches the consent read model before the outbox cancels the row.
+    consent(&s.world, revoking, Action::Revoke).await;
+    project(&s.pool, &ConsentProjection).await;
+    let report = Worker::new(s.pool.clone(), options())
+        .turn("w1")
+        .await
+        .unwrap();
+    assert_eq!(report.withheld, 1, "{report:?}");
+    assert!(s.lrs.requests().is_empty(), "the LRS got a refused learner");
+    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    assert_eq!(row.status, ItemStatus::Cancelled);
+    assert_eq!(audit(&s.pool, row.item_id).await, ["withheld"]);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_worker_killed_mid_batch_leaves_everything_to_the_next_one(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 6).await;
+    project_all(&s.pool).await;
+    // Two answers, then the LRS stores the third statement and hangs: the worker dies
+    // between the remote applying it and the row being completed.
+    s.lrs.faults.push(Fault::Slow(Duration::ZERO));
+    s.lrs.faults.push(Fault::Slow(Duration::ZERO));
+    s.lrs.faults.push(Fault::Stall(Duration::from_secs(30)));
+    let short_lease = WorkerOptions {
+        concurrency: 1,
+        lease: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(30),
+        ..options()
+    };
+    let dying = Worker::new(s.pool.clone(), short_lease.clone());
+    let killed = tokio::time::timeout(Duration::from_millis(700), dying.turn("dying")).await;
+    assert!(killed.is_err(), "the turn should still be running");
+    drop(dying);
+    assert_eq!(s.lrs.received().len(), 3);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let next = Worker::new(s.pool.clone(), short_lease);
+    let report = next.turn("next").await.unwrap();
+    assert_eq!(report.sent, 4, "{report:?}");
+
+    let rows = learner_rows(&s.pool, s.config).await;
+    assert!(rows.iter().all(|r| r.status == ItemStatus::Sent));
+    let ids: HashSet<String> = rows.iter().map(|r| r.item_id.to_string()).collect();
+    let received = s.lrs.received();
+    assert_eq!(received.len(), 6, "one statement per row");
+    let requests = s.lrs.requests();
+    assert_eq!(requests.len(), 7, "the stalled one came twice");
+    for request in &requests {
+        let key = request.idempotency_key.clone().unwrap();
+        assert!(ids.contains(&key));
+        assert_eq!(request.statement["id"], Value::String(key));
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn two_workers_never_send_the_same_row(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 30).await;
+    project_all(&s.pool).await;
+    s.lrs.faults.always(Fault::Slow(Duration::from_millis(20)));
+    let small = WorkerOptions {
+        batch: 5,
+        concurrency: 2,
+        ..options()
+    };
+    let (a, b) = (
+        Worker::new(s.pool.clone(), small.clone()),
+        Worker::new(s.pool.clone(), small),
+    );
+    let drain = |worker: Worker, owner: &'static str| async move {
+        let mut sent = 0;
+        loop {
+            let report = worker.turn(owner).await.unwrap();
+            if report.claimed == 0 {
+                return sent;
+            }
+            sent += report.sent;
+        }
+    };
+    let (sent_a, sent_b) = tokio::join!(drain(a, "a"), drain(b, "b"));
+    assert_eq!(sent_a + sent_b, 30);
+    assert!(sent_a > 0 && sent_b > 0, "both workers took rows");
+    let requests = s.lrs.requests();
+    let keys: HashSet<_> = requests.iter().map(|r| r.idempotency_key.clone()).collect();
+    assert_eq!((requests.len(), keys.len()), (30, 30), "no row sent twice");
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn dry_run_builds_and_records_but_sends_nothing(pool: PgPool) {
+    let s = setup(pool, true).await;
+    completing_learners(&s.world, 1, 1).await;
+    project_all(&s.pool).await;
+    let report = Worker::new(s.pool.clone(), options())
+        .turn("w1")
+        .await
+        .unwrap();
+    assert_eq!(report.dry_run, 1, "{report:?}");
+    assert!(s.lrs.requests().is_empty());
+    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    assert_eq!((row.status, row.attempts), (ItemStatus::Pending, 0));
+    assert_eq!(audit(&s.pool, row.item_id).await, ["dry_run"]);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn an_open_circuit_hands_rows_back_without_calling(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 5).await;
+    project_all(&s.pool).await;
+    s.lrs.faults.always(Fault::ServerError(502));
+    let worker = Worker::new(
+        s.pool.clone(),
+        WorkerOptions {
+            concurrency: 1,
+            breaker_threshold: 2,
+            breaker_cooldown: Duration::from_secs(60),
+            ..options()
+        },
+    );
+    let report = worker.turn("w1").await.unwrap();
+    assert_eq!((report.failed, report.released), (2, 3), "{report:?}");
+    let rows = learner_rows(&s.pool, s.config).await;
+    let attempts: Vec<i32> = rows.iter().map(|r| r.attempts).collect();
+    assert_eq!(
+        attempts.iter().sum::<i32>(),
+        2,
+        "released rows count no attempt"
+    );
+    assert!(rows.iter().all(|r| r.status == ItemStatus::Pending));
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn consent_the_read_model_does_not_know_yet_waits_uncounted(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 1).await;
+    // The outbox is up to date; the consent read model has seen nothing.
+    project(&s.pool, &projections::read_models::outbox::Outbox).await;
+    let report = Worker::new(s.pool.clone(), options())
+        .turn("w1")
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 0, "{report:?}");
+    assert!(s.lrs.requests().is_empty());
+    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    assert_eq!((row.status, row.attempts), (ItemStatus::Pending, 0));
+    assert!(row.next_attempt_at > Utc::now() + Days::seconds(5));
+    assert_eq!(audit(&s.pool, row.item_id).await, ["failed"]);
+
+    project(&s.pool, &ConsentProjection).await;
+    time_passes(&s.pool).await;
+    assert_eq!(
+        Worker::new(s.pool.clone(), options())
+            .turn("w1")
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    assert_eq!(s.lrs.received().len(), 1);
+}
