@@ -29,6 +29,19 @@ pub struct Config {
     #[arg(long)]
     pub projections: bool,
 
+    /// Run the transmitter workers that drain the integration outbox into the customers'
+    /// systems (any number of processes may; they share the rows through leases).
+    #[arg(long)]
+    pub workers: bool,
+
+    /// Worker loops in this process (with --workers, or when every role runs).
+    #[arg(long, env = "WORKER_LOOPS", default_value_t = 2)]
+    pub worker_loops: usize,
+
+    /// The LMS's domain, as xAPI activity ids and course URLs name it.
+    #[arg(long, env = "LMS_DOMAIN", default_value = "localhost")]
+    pub lms_domain: String,
+
     /// Address the HTTP server listens on.
     #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
@@ -66,14 +79,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// No role was chosen: every role runs.
+    fn all_roles(&self) -> bool {
+        !(self.api || self.projections || self.workers)
+    }
+
     /// Whether this process runs the HTTP API.
     pub fn runs_api(&self) -> bool {
-        self.api || !self.projections
+        self.api || self.all_roles()
     }
 
     /// Whether this process runs the projection runners.
     pub fn runs_projections(&self) -> bool {
-        self.projections || !self.api
+        self.projections || self.all_roles()
+    }
+
+    /// Whether this process runs the transmitter workers.
+    pub fn runs_workers(&self) -> bool {
+        self.workers || self.all_roles()
     }
 }
 
@@ -107,12 +130,17 @@ mod tests {
             let mut args = vec!["enterprise-service", "--database-url", "x"];
             args.extend_from_slice(flags);
             let config = Config::try_parse_from(args).unwrap();
-            (config.runs_api(), config.runs_projections())
+            (
+                config.runs_api(),
+                config.runs_projections(),
+                config.runs_workers(),
+            )
         };
-        assert_eq!(parse(&[]), (true, true));
-        assert_eq!(parse(&["--api"]), (true, false));
-        assert_eq!(parse(&["--projections"]), (false, true));
-        assert_eq!(parse(&["--api", "--projections"]), (true, true));
+        assert_eq!(parse(&[]), (true, true, true));
+        assert_eq!(parse(&["--api"]), (true, false, false));
+        assert_eq!(parse(&["--projections"]), (false, true, false));
+        assert_eq!(parse(&["--workers"]), (false, false, true));
+        assert_eq!(parse(&["--api", "--projections"]), (true, true, false));
     }
 
     #[test]

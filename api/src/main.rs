@@ -1,5 +1,5 @@
 //! The service binary: configuration, logging, database, migrations, then the roles it was
-//! asked for (HTTP API, projection runners) until SIGTERM or Ctrl-C.
+//! asked for (HTTP API, projection runners, transmitter workers) until SIGTERM or Ctrl-C.
 
 use api::auth::Verifier;
 use api::config::{Command, Config, LogFormat};
@@ -69,6 +69,32 @@ async fn run(config: Config) -> Result<(), String> {
     } else {
         Vec::new()
     };
+    let workers = if config.runs_workers() {
+        let options = transmitters::WorkerOptions {
+            workers: config.worker_loops,
+            secrets: match config.secrets_key.as_deref() {
+                Some(key) => Some(
+                    store::secrets::SecretBox::from_hex(key)
+                        .map_err(|e| format!("invalid SECRETS_KEY ({e})"))?,
+                ),
+                None => None,
+            },
+            lms_domain: config.lms_domain.clone(),
+            ..Default::default()
+        };
+        let (pool, mut shutdown) = (pool.clone(), shutdown.clone());
+        tracing::info!(loops = options.workers, "transmitter workers started");
+        Some(tokio::spawn(async move {
+            let stopping = async move {
+                let _ = shutdown.wait_for(|stopping| *stopping).await;
+            };
+            if let Err(e) = transmitters::run(pool, options, stopping).await {
+                tracing::error!(error = %e, "transmitter workers stopped");
+            }
+        }))
+    } else {
+        None
+    };
     let served = if let Some(verifier) = verifier {
         let state = AppState::new(pool, verifier);
         let state = match secrets {
@@ -83,6 +109,9 @@ async fn run(config: Config) -> Result<(), String> {
     };
     for runner in runners {
         let _ = runner.await;
+    }
+    if let Some(workers) = workers {
+        let _ = workers.await;
     }
     served
 }

@@ -96,6 +96,7 @@ async fn the_openapi_document_is_valid_and_covers_every_route(pool: sqlx::PgPool
         ),
         ("post", "/api/v1/lms/content"),
         ("get", "/metrics"),
+        ("get", "/cornerstone/course-list"),
         ("get", "/ready"),
     ];
     for (method, path) in expected {
@@ -312,5 +313,34 @@ async fn every_customer_route_checks_role_and_tenant(pool: sqlx::PgPool) {
         store::log::head(&server.pool).await.unwrap(),
         head,
         "refused requests wrote"
+    );
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn the_cornerstone_pull_is_authenticated_per_customer(pool: sqlx::PgPool) {
+    let server = Server::start(pool).await;
+    let customer = uuid::Uuid::new_v4();
+    let path = format!("/cornerstone/course-list?ciid={customer}");
+    assert_eq!(send(server.client.get(server.url(&path))).await.0, 401);
+    assert_eq!(
+        server.get(&path, &admin_of(uuid::Uuid::new_v4())).await.0,
+        403
+    );
+    let worker = token("cornerstone", &["channel_worker"]);
+    let (status, body) = server.get(&path, &worker).await;
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            json!({"message": "No active Cornerstone configuration found for given ciid."})
+        )
+    );
+    let (status, body) = server.get("/cornerstone/course-list?ciid=x", &worker).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": "Cornerstone course list API expects ciid parameter."})
+        )
     );
 }

@@ -143,9 +143,15 @@ pub fn course_object(item: &OutboxItem, last_modified: DateTime<Utc>) -> Value {
 
 /// The course-list endpoint's state.
 #[derive(Clone)]
-struct Pull {
+pub struct Pull {
     pool: PgPool,
     store: EventStore,
+}
+
+impl Pull {
+    pub fn new(pool: PgPool, store: EventStore) -> Self {
+        Self { pool, store }
+    }
 }
 
 /// `GET /cornerstone/course-list` (see the module doc).
@@ -160,7 +166,8 @@ fn message(status: StatusCode, text: &str) -> Response {
     (status, Json(json!({ "message": text }))).into_response()
 }
 
-async fn course_list(
+/// The endpoint's handler, for a router that authenticates first (see the module doc).
+pub async fn course_list(
     State(pull): State<Pull>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod catalogs;
 pub mod channels;
 pub mod consent;
+pub mod cornerstone;
 pub mod coupons;
 pub mod customers;
 pub mod dry_run;
@@ -100,6 +101,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(lms::record_enrollment_fact))
         .routes(routes!(lms::record_completion_fact))
         .routes(routes!(lms::upsert_content))
+        .routes(routes!(cornerstone::cornerstone_course_list))
         .routes(routes!(coupons::create_coupon, coupons::list_coupons))
         .routes(routes!(coupons::list_codes))
         .routes(routes!(coupons::assign_codes))
