@@ -261,7 +261,7 @@ async fn learner(
         .await?
         .learner_id;
     store::services::learners::link_by_email(store, customer, &email, &meta).await?;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let subject = ConsentSubject::for_course_id("edX+DemoX");
         let stream = consent_stream_id(customer, learner, &subject);
         let grant = ConsentCommand {
