@@ -1,6 +1,6 @@
 //! `/metrics` in Prometheus text format: request counts and latency per route (recorded by a
-//! middleware), and, read at scrape time, each projection's lag and the outbox depth per
-//! configuration and status.
+//! middleware), and, read at scrape time, each projection's lag, the outbox depth per
+//! configuration and status, and the transmissions' latest outcomes per channel.
 
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
@@ -88,6 +88,12 @@ struct ProjectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    channel: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutboxLabels {
     config: String,
     status: String,
@@ -138,6 +144,22 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: outbox counts unavailable"),
     }
+    let outcomes = Family::<OutcomeLabels, Gauge>::default();
+    match projections::read_models::transmissions::outcome_counts(&state.pool).await {
+        Ok(counts) => {
+            for (channel, status, count) in counts {
+                outcomes
+                    .get_or_create(&OutcomeLabels { channel, status })
+                    .set(count);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: transmission outcomes unavailable"),
+    }
+    registry.register(
+        "transmission_items",
+        "Outbox items by channel and the outcome of their latest transmission attempt",
+        outcomes,
+    );
     registry.register(
         "projection_lag_events",
         "Events in the log not yet applied, per projection",

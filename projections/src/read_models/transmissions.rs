@@ -384,3 +384,13 @@ pub async fn status_counts_of_config(
     .fetch_all(pool)
     .await
 }
+
+/// How many items stand at each latest outcome, per channel: `(channel, status, count)`.
+pub async fn outcome_counts(pool: &PgPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT channel, last_status, count(*) FROM transmission_items
+          GROUP BY channel, last_status ORDER BY channel, last_status",
+    )
+    .fetch_all(pool)
+    .await
+}
