@@ -305,15 +305,12 @@ async fn learner(state: &AppState, username: &str) -> Result<Option<LearnerId>, 
 }
 
 async fn answer(state: &AppState, params: &ConsentParams, written: Written) -> Response {
-    let result = async {
-        // An unknown learner has no records: answer as for a learner without any.
-        let learner = learner(state, &params.username)
-            .await?
-            .unwrap_or(LearnerId(Uuid::nil()));
-        Ok::<_, ApiError>(
-            consent_model::answer(&state.pool, params.customer, learner, &params.query()).await?,
-        )
-    }
+    let result = consent_model::answer_for_username(
+        &state.pool,
+        params.customer,
+        &params.username,
+        &params.query(),
+    )
     .await;
     match result {
         Ok(answer) => {
@@ -332,7 +329,7 @@ async fn answer(state: &AppState, params: &ConsentParams, written: Written) -> R
             };
             (written.headers(), Json(record)).into_response()
         }
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
