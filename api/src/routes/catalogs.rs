@@ -12,7 +12,9 @@ use crate::consistency::MinPosition;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKey, Input, Params};
 use crate::page::{Page, PageRequest, RequestUrl};
-use crate::routes::customers::{list_param, BrandingConfiguration, Contains, EnterpriseCustomer};
+use crate::routes::customers::{
+    list_param, stored_customer, BrandingConfiguration, Contains, EnterpriseCustomer,
+};
 use crate::written::{metadata, Written};
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -21,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::content::ContentType;
 use domain::course_mode::CourseMode;
-use domain::customer::{customer_stream_id, Customer, CustomerCommand};
+use domain::customer::CustomerCommand;
 use domain::ids::{CatalogId, CustomerId};
 use projections::read_models::catalog::{self as catalog_model, CatalogRow};
 use projections::read_models::customers::{self as customers_model, CustomerFilter};
@@ -335,10 +337,7 @@ async fn catalog_from_store(
     customer: CustomerId,
     catalog: CatalogId,
 ) -> ApiResult<EnterpriseCatalog> {
-    let (loaded, _) = state
-        .store
-        .load::<Customer>(&customer_stream_id(customer))
-        .await?;
+    let loaded = stored_customer(state, customer).await?;
     let found = loaded
         .catalog(catalog)
         .ok_or_else(|| ApiError::NotFound(format!("no catalog {}", catalog.0)))?;
@@ -488,13 +487,7 @@ pub async fn update_branding(
 ) -> ApiResult<Response> {
     let id = CustomerId(uuid);
     principal.require_admin_of(id)?;
-    let (current, _) = state
-        .store
-        .load::<Customer>(&customer_stream_id(id))
-        .await?;
-    if !current.is_created() {
-        return Err(ApiError::NotFound(format!("no enterprise customer {uuid}")));
-    }
+    let current = stored_customer(&state, id).await?;
     let branding = current.branding();
     let command = CustomerCommand::SetBranding {
         logo_url: body.logo.or_else(|| branding.logo_url.clone()),
@@ -510,10 +503,7 @@ pub async fn update_branding(
     };
     let meta = metadata(&principal, &IdempotencyKey::default())?;
     let appended = store::services::customers::execute(&state.store, id, command, &meta).await?;
-    let (after, _) = state
-        .store
-        .load::<Customer>(&customer_stream_id(id))
-        .await?;
+    let after = stored_customer(&state, id).await?;
     Ok((
         Written::from(&appended).headers(),
         Json(EnterpriseCustomer::of(&after).branding_configuration),

@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKey, Input, PathParams};
 use crate::page::PageParams;
 use crate::page::{Page, PageRequest, RequestUrl};
+use crate::routes::customers::stored_customer;
 use crate::routes::dry_run::decide_all;
 use crate::written::{metadata, Written};
 use crate::AppState;
@@ -20,7 +21,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
-use domain::customer::{customer_stream_id, Customer};
+use domain::customer::Customer;
 use domain::ids::{CatalogId, ChannelConfigId, CustomerId, SecretRef};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -168,19 +169,6 @@ pub struct ChannelCreated {
     pub written: Written,
 }
 
-/// The customer, or 404.
-async fn customer_of(state: &AppState, customer: CustomerId) -> ApiResult<Customer> {
-    let (owner, _) = state
-        .store
-        .load::<Customer>(&customer_stream_id(customer))
-        .await?;
-    if owner.is_created() {
-        Ok(owner)
-    } else {
-        Err(ApiError::NotFound(format!("no customer {}", customer.0)))
-    }
-}
-
 /// The customer's configuration, or 404 (one of another customer is not revealed).
 pub(crate) async fn config_of(
     state: &AppState,
@@ -308,7 +296,7 @@ pub async fn create_channel(
     let customer = CustomerId(path.customer_uuid);
     principal.require_admin_of(customer)?;
     let Input(body) = Input::<CreateChannel>::from_request(request, &()).await?;
-    let owner = customer_of(&state, customer).await?;
+    let owner = stored_customer(&state, customer).await?;
     check_ownership(
         &owner,
         Some(&body.catalogs_to_transmit),
@@ -386,7 +374,7 @@ pub async fn update_channel(
     principal.require_admin_of(customer)?;
     let Input(body) = Input::<UpdateChannel>::from_request(request, &()).await?;
     let config = config_of(&state, customer, path.config_uuid).await?;
-    let owner = customer_of(&state, customer).await?;
+    let owner = stored_customer(&state, customer).await?;
     check_ownership(
         &owner,
         body.catalogs_to_transmit.as_deref(),

@@ -11,6 +11,7 @@ use crate::consistency::MinPosition;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKey, Input, PathParams};
 use crate::page::{Page, PageParams, PageRequest, RequestUrl};
+use crate::routes::customers::stored_customer;
 use crate::routes::dry_run::decide_all;
 use crate::written::{metadata, Written};
 use crate::AppState;
@@ -21,7 +22,6 @@ use chrono::{DateTime, Utc};
 use domain::coupon::{
     coupon_stream_id, Coupon, CouponBenefit, CouponCommand, CouponServices, CouponUsage,
 };
-use domain::customer::{customer_stream_id, Customer};
 use domain::ids::{CatalogId, CouponId, CustomerId, LearnerId};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -179,13 +179,7 @@ pub async fn create_coupon(
     let customer = CustomerId(path.customer_uuid);
     principal.require_admin_of(customer)?;
     let Input(body) = Input::<CreateCoupon>::from_request(request, &()).await?;
-    let (owner, _) = state
-        .store
-        .load::<Customer>(&customer_stream_id(customer))
-        .await?;
-    if !owner.is_created() {
-        return Err(ApiError::NotFound(format!("no customer {}", customer.0)));
-    }
+    let owner = stored_customer(&state, customer).await?;
     let catalog = CatalogId(body.catalog_uuid);
     if owner.catalog(catalog).is_none() {
         return Err(ApiError::field(

@@ -122,6 +122,22 @@ pub async fn read_customer(state: &AppState, id: CustomerId) -> ApiResult<Custom
         .ok_or_else(|| ApiError::NotFound(format!("no enterprise customer {}", id.0)))
 }
 
+/// The customer as its stream now holds it (a command's own writes included); 404 when unknown.
+pub async fn stored_customer(state: &AppState, id: CustomerId) -> ApiResult<Customer> {
+    let (customer, _) = state
+        .store
+        .load::<Customer>(&domain::customer::customer_stream_id(id))
+        .await?;
+    if customer.is_created() {
+        Ok(customer)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no enterprise customer {}",
+            id.0
+        )))
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CustomerListQuery {
     pub uuid: Option<Uuid>,
@@ -204,10 +220,7 @@ async fn answer_from_store(
     written: Written,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let (customer, _) = state
-        .store
-        .load::<Customer>(&domain::customer::customer_stream_id(id))
-        .await?;
+    let customer = stored_customer(state, id).await?;
     Ok((
         status,
         written.headers(),
@@ -298,13 +311,7 @@ pub async fn update_customer(
     if body.active.is_some() {
         principal.require_operator()?;
     }
-    let (current, _) = state
-        .store
-        .load::<Customer>(&domain::customer::customer_stream_id(id))
-        .await?;
-    if !current.is_created() {
-        return Err(ApiError::NotFound(format!("no enterprise customer {uuid}")));
-    }
+    let current = stored_customer(&state, id).await?;
     let policy = current.consent_policy();
     let consent = (body.enable_data_sharing_consent.is_some()
         || body.enforce_data_sharing_consent.is_some())
