@@ -432,9 +432,9 @@ pub async fn records_of(
 }
 
 /// [`answer`] for a learner named by LMS username (the consent API's key; an unknown username
-/// is a learner without records). A course is answered in one statement, plus the catalog
-/// check only when consent is enforced and not granted: the consent API is the LMS's hottest
-/// call.
+/// is a learner without records). A course is answered in one statement, the catalog check
+/// included (run only when consent is enforced and not granted): the consent API is the LMS's
+/// hottest call.
 pub async fn answer_for_username(
     pool: &PgPool,
     customer: CustomerId,
@@ -454,33 +454,35 @@ pub async fn answer_for_username(
         }
     };
     let key = course_key_of_run(course_id).unwrap_or_else(|| CourseKey(course_id.clone()));
-    let (known, enforces, granted, enrolled): (bool, bool, Option<bool>, bool) = sqlx::query_as(
-        "SELECT p.customer_id IS NOT NULL,
-                coalesce(p.enable_data_sharing_consent
-                         AND p.enforce_data_sharing_consent = 'at_enrollment', false),
-                r.granted,
+    let sql = format!(
+        "SELECT p.customer_id IS NOT NULL, r.granted,
                 EXISTS (SELECT 1 FROM consent_enrollments e
                          WHERE e.customer_id = $1 AND e.learner_id = l.learner_id
-                           AND e.course_key = $3)
+                           AND e.course_key = $2[1]),
+                CASE WHEN p.enable_data_sharing_consent
+                          AND p.enforce_data_sharing_consent = 'at_enrollment'
+                          AND r.granted IS NOT TRUE
+                     THEN ({contains})
+                     ELSE false END
            FROM (SELECT 1) AS one
            LEFT JOIN consent_customers p ON p.customer_id = $1
-           LEFT JOIN learners l ON l.username = $2
+           LEFT JOIN learners l ON l.username = $3
            LEFT JOIN consent_records r
                   ON r.customer_id = $1 AND r.learner_id = l.learner_id
-                 AND r.subject_type = 'course' AND r.subject_key = $3",
-    )
-    .bind(customer.0)
-    .bind(username)
-    .bind(&key.0)
-    .fetch_one(pool)
-    .await?;
+                 AND r.subject_type = 'course' AND r.subject_key = $2[1]",
+        contains = super::catalog::customer_contains_sql()
+    );
+    let (known, granted, enrolled, required): (bool, Option<bool>, bool, bool) =
+        sqlx::query_as(&sql)
+            .bind(customer.0)
+            .bind(vec![key.0])
+            .bind(username)
+            .fetch_one(pool)
+            .await?;
     if !known {
         return Ok(ConsentAnswer::default());
     }
     let provided = granted == Some(true);
-    let required = !provided
-        && enforces
-        && super::catalog::customer_contains_course(pool, customer.0, &key.0).await?;
     Ok(ConsentAnswer {
         exists: granted.is_some() || enrolled,
         consent_provided: provided,

@@ -319,6 +319,6 @@ mod query;
 
 pub use query::{
     catalog, catalog_content, catalogs, catalogs_of_customer, contains_content_items,
-    content_detail, customer_contains_content_items, customer_contains_course, CatalogRow,
-    ContentRow,
+    content_detail, customer_contains_content_items, customer_contains_course,
+    customer_contains_sql, CatalogRow, ContentRow,
 };

@@ -117,18 +117,22 @@ pub async fn customer_contains_course<'e>(
     customer_contains(conn, customer_id, vec![course_key.to_string()]).await
 }
 
+/// The SQL of [`customer_contains_course`]: a statement over `$1` (the customer) and `$2` (the
+/// keys, `text[]`) answering one boolean, for queries that embed it as a subquery.
+pub fn customer_contains_sql() -> String {
+    contains_sql("SELECT catalog_id FROM catalog_catalogs WHERE customer_id = $1")
+}
+
 async fn customer_contains<'e>(
     conn: impl PgExecutor<'e>,
     customer_id: Uuid,
     keys: Vec<String>,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(&contains_sql(
-        "SELECT catalog_id FROM catalog_catalogs WHERE customer_id = $1",
-    ))
-    .bind(customer_id)
-    .bind(keys)
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar(&customer_contains_sql())
+        .bind(customer_id)
+        .bind(keys)
+        .fetch_one(conn)
+        .await
 }
 
 /// The catalog's count, then one item of the page (NULLs when the page is empty).
