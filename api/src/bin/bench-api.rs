@@ -85,7 +85,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error>> {
     let url = store::db::with_database(&args.database_url, scratch);
-    let pool = store::db::connect(&url, args.connections as u32 + 16).await?;
+    // PostgreSQL allows 100 connections by default: this pool (preparation, runners, the raw
+    // baseline), the runners' own leader connections and the service's pool share them.
+    let pool = store::db::connect(&url, args.connections as u32).await?;
     store::db::migrate(&pool).await?;
     store::bench::create_raw_table(&pool).await?;
     let store = EventStore::new(pool.clone());
