@@ -169,6 +169,24 @@ async fn admins_enroll_and_unlink_their_learners(pool: sqlx::PgPool) {
         "refused requests wrote nothing"
     );
 
+    // A bad item refuses the whole request, the good one before it included.
+    let mixed = json!([
+        {"lms_user_id": 7, "course_run_id": RUN, "course_mode": "verified"},
+        {"lms_user_id": 7, "course_run_id": "course-v1:No+Such+Run", "course_mode": "verified"},
+    ]);
+    let (status, problem) = server.post(&path, &admin, &mixed).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].clone()),
+        (400, json!("course_run_id"))
+    );
+    let leave_unknown = json!([{"lms_user_id": 7, "course_run_id": RUN, "course_mode": "verified", "is_active": false}]);
+    assert_eq!(server.post(&path, &admin, &leave_unknown).await.0, 404);
+    assert_eq!(
+        store::log::head(&server.pool).await.unwrap(),
+        head,
+        "refused requests wrote nothing"
+    );
+
     let (status, enrolled) = server.post(&path, &admin, &good).await;
     assert_eq!(status, 201, "{enrolled}");
     assert_eq!(enrolled[0]["course_mode"], "verified");

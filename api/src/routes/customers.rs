@@ -11,6 +11,7 @@ use crate::consistency::MinPosition;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKey, Input, Params};
 use crate::page::{Page, PageRequest, RequestUrl};
+use crate::routes::dry_run::decide_all;
 use crate::written::{metadata, Written};
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -25,7 +26,7 @@ use domain::membership::{membership_stream_id, LearnerMemberships, MembershipCom
 use projections::read_models::catalog as catalog_query;
 use projections::read_models::customers::{self as customers_model, CustomerFilter};
 use serde::{Deserialize, Serialize};
-use store::services::enrollments::{enroll, EnrollRequest};
+use store::services::enrollments::{check, enroll, EnrollRequest};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -460,7 +461,8 @@ pub struct CourseEnrollmentResult {
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("jwt" = [])))]
 /// Enrolls (or unenrolls) learners of the customer, source `enterprise_api`. Every item is
-/// checked before any is written: one bad item refuses the whole request.
+/// decided before any is written: one bad item refuses the whole request (a concurrent change
+/// between the two passes can still refuse a later item).
 pub async fn course_enrollments(
     State(state): State<AppState>,
     principal: Principal,
@@ -482,30 +484,43 @@ pub async fn course_enrollments(
         })?;
         learners.push(learner);
     }
+    let unenroll = |learner, run: &CourseRunId| EnrollmentCommand::Unenroll {
+        customer_id: customer,
+        learner_id: learner,
+        course_run_id: run.clone(),
+        at: chrono::Utc::now(),
+    };
+    let request = |item: &CourseEnrollment, learner| EnrollRequest {
+        customer_id: customer,
+        learner_id: learner,
+        course_run_id: CourseRunId(item.course_run_id.clone()),
+        mode: Some(item.course_mode),
+        source: EnrollmentSource::EnterpriseApi,
+    };
+    // Every item is decided before any is written.
+    for (item, &learner) in items.iter().zip(&learners) {
+        if item.is_active {
+            check(&state.store, &request(item, learner)).await?;
+        } else {
+            let run = CourseRunId(item.course_run_id.clone());
+            let stream = enrollment_stream_id(customer, learner, &run);
+            let (current, _) = state.store.load::<Enrollment>(&stream).await?;
+            decide_all(current, [unenroll(learner, &run)], &())
+                .await
+                .map_err(|(_, e)| ApiError::from(store::CommandError::Domain(e)))?;
+        }
+    }
     let meta = metadata(&principal, &IdempotencyKey::default())?;
     let mut results = Vec::with_capacity(items.len());
     for (item, learner) in items.iter().zip(learners) {
         let run = CourseRunId(item.course_run_id.clone());
         let appended = if item.is_active {
-            let request = EnrollRequest {
-                customer_id: customer,
-                learner_id: learner,
-                course_run_id: run,
-                mode: Some(item.course_mode),
-                source: EnrollmentSource::EnterpriseApi,
-            };
-            enroll(&state.store, &request, &meta).await?
+            enroll(&state.store, &request(item, learner), &meta).await?
         } else {
             let stream = enrollment_stream_id(customer, learner, &run);
-            let command = EnrollmentCommand::Unenroll {
-                customer_id: customer,
-                learner_id: learner,
-                course_run_id: run,
-                at: chrono::Utc::now(),
-            };
             state
                 .store
-                .execute::<Enrollment>(&stream, command, &(), &meta)
+                .execute::<Enrollment>(&stream, unenroll(learner, &run), &(), &meta)
                 .await?
         };
         results.push(CourseEnrollmentResult {

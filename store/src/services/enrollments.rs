@@ -110,8 +110,9 @@ pub async fn enroll(
         .await?)
 }
 
-/// The checks; the mode to enroll in.
-async fn check(store: &EventStore, request: &EnrollRequest) -> Result<CourseMode, EnrollError> {
+/// The checks of [`enroll`], which write nothing; the mode the enrollment would take. A
+/// request enrolling several learners runs them all before enrolling any.
+pub async fn check(store: &EventStore, request: &EnrollRequest) -> Result<CourseMode, EnrollError> {
     let (customer, _) = store
         .load::<Customer>(&customer_stream_id(request.customer_id))
         .await?;
