@@ -113,28 +113,28 @@ pub async fn enroll(
 /// The checks of [`enroll`], which write nothing; the mode the enrollment would take. A
 /// request enrolling several learners runs them all before enrolling any.
 pub async fn check(store: &EventStore, request: &EnrollRequest) -> Result<CourseMode, EnrollError> {
-    let (customer, _) = store
-        .load::<Customer>(&customer_stream_id(request.customer_id))
-        .await?;
+    let run = &request.course_run_id.0;
+    // Three streams, read at once: the checks need all of them.
+    let customer_stream = customer_stream_id(request.customer_id);
+    let membership_stream = membership_stream_id(request.learner_id);
+    let content_stream = content_stream_id(ContentType::CourseRun, run);
+    let ((customer, _), (memberships, _), (content, _)) = tokio::try_join!(
+        store.load::<Customer>(&customer_stream),
+        store.load::<LearnerMemberships>(&membership_stream),
+        store.load::<ContentItem>(&content_stream),
+    )?;
     if !customer.is_created() {
         return Err(EnrollError::UnknownCustomer);
     }
     if !customer.is_active() {
         return Err(EnrollError::CustomerInactive);
     }
-    let (memberships, _) = store
-        .load::<LearnerMemberships>(&membership_stream_id(request.learner_id))
-        .await?;
     if !matches!(
         memberships.membership(request.customer_id),
         Some(MembershipState::Linked { .. })
     ) {
         return Err(EnrollError::NotLinked);
     }
-    let run = &request.course_run_id.0;
-    let (content, _) = store
-        .load::<ContentItem>(&content_stream_id(ContentType::CourseRun, run))
-        .await?;
     let Some(metadata) = content.metadata().filter(|_| content.is_published()) else {
         return Err(EnrollError::CourseNotInCatalog(run.clone()));
     };
