@@ -33,6 +33,18 @@ impl PageRequest {
         Ok((page, size))
     }
 
+    /// The requested page of a list read whole, and the list's length.
+    pub fn slice<T>(self, rows: Vec<T>) -> Result<(i64, Vec<T>), ApiError> {
+        let (limit, offset) = self.limit_offset()?;
+        let count = rows.len() as i64;
+        let page = rows
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        Ok((count, page))
+    }
+
     pub fn limit_offset(self) -> Result<(i64, i64), ApiError> {
         let (page, size) = self.resolve()?;
         Ok((i64::from(size), i64::from(page - 1) * i64::from(size)))

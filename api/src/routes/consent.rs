@@ -15,11 +15,11 @@
 use crate::auth::Principal;
 use crate::consistency::MinPosition;
 use crate::error::ApiError;
-use crate::extract::{body_bytes, Encoding};
+use crate::extract::{body_bytes, Encoding, IdempotencyKey};
 use crate::written::{metadata, Written};
 use crate::AppState;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::consent::ConsentSubject;
@@ -263,9 +263,10 @@ pub async fn get_consent(
 pub async fn post_consent(
     State(state): State<AppState>,
     principal: Principal,
+    key: IdempotencyKey,
     request: Request,
 ) -> Response {
-    write(state, principal, Method::POST, request).await
+    write(state, principal, key, Method::POST, request).await
 }
 
 #[utoipa::path(delete, path = PATH, tag = "consent",
@@ -283,9 +284,10 @@ pub async fn post_consent(
 pub async fn delete_consent(
     State(state): State<AppState>,
     principal: Principal,
+    key: IdempotencyKey,
     request: Request,
 ) -> Response {
-    write(state, principal, Method::DELETE, request).await
+    write(state, principal, key, Method::DELETE, request).await
 }
 
 fn authorize(principal: &Principal, params: &ConsentParams) -> Result<(), ApiError> {
@@ -336,10 +338,10 @@ async fn answer(state: &AppState, params: &ConsentParams, written: Written) -> R
 async fn write(
     state: AppState,
     principal: Principal,
+    key: IdempotencyKey,
     method: Method,
     request: Request,
 ) -> Response {
-    let headers: HeaderMap = request.headers().clone();
     let params = match params(&method, request).await {
         Ok(params) => params,
         Err(refusal) => return refusal.into_response(),
@@ -347,7 +349,7 @@ async fn write(
     if let Err(e) = authorize(&principal, &params) {
         return e.into_response();
     }
-    let written = match record(&state, &principal, &headers, &method, &params).await {
+    let written = match record(&state, &principal, &key, &method, &params).await {
         Ok(Some(written)) => written,
         Ok(None) => {
             return edx_error(
@@ -375,20 +377,14 @@ async fn write(
 async fn record(
     state: &AppState,
     principal: &Principal,
-    headers: &HeaderMap,
+    key: &IdempotencyKey,
     method: &Method,
     params: &ConsentParams,
 ) -> Result<Option<Written>, ApiError> {
     let Some(learner) = learner(state, &params.username).await? else {
         return Ok(None);
     };
-    let key = crate::extract::IdempotencyKey(
-        headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    );
-    let metadata = metadata(principal, &key)?;
+    let metadata = metadata(principal, key)?;
     let action = if method == Method::POST {
         let answer =
             consent_model::answer(&state.pool, params.customer, learner, &params.query()).await?;

@@ -111,12 +111,7 @@ pub async fn list_enrollments(
             let rows =
                 enrollments_model::enrollments_of_learner(&state.pool, customer, learner.id())
                     .await?;
-            let count = rows.len() as i64;
-            let start = ((number - 1) * size) as usize;
-            (
-                count,
-                rows.into_iter().skip(start).take(size as usize).collect(),
-            )
+            page.slice(rows)?
         }
         None => {
             enrollments_model::report(

@@ -158,10 +158,7 @@ pub async fn list_learners(
                     .filter(|m| query.active.is_none_or(|a| m.active == a))
                     .filter(|m| own || principal.admin_of(m.customer_id))
                     .collect();
-            let count = rows.len() as i64;
-            let start = ((page_number - 1) * size) as usize;
-            let rows = rows.into_iter().skip(start).take(size as usize).collect();
-            (count, rows)
+            page.slice(rows)?
         }
         (None, Some(customer)) => {
             principal.require_admin_of(CustomerId(customer))?;

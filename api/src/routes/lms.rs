@@ -159,84 +159,73 @@ pub async fn record_enrollment_fact(
     let (existing, _) = state.store.load::<Enrollment>(&stream).await?;
     let meta = metadata(&principal, &IdempotencyKey::default())?;
     let now = Utc::now();
-    let command = match (existing.is_enrolled(), existing.is_active(), body.is_active) {
-        (false, _, false) => None,
-        (false, _, true) => {
-            let request = EnrollRequest {
-                customer_id: customer,
-                learner_id: learner,
-                course_run_id: run.clone(),
-                mode: Some(body.mode),
-                source: EnrollmentSource::EnrollmentTask,
-            };
-            return match enroll(&state.store, &request, &meta).await {
-                Ok(appended) => {
-                    let written = Written::from(&appended);
-                    Ok((
-                        written.headers(),
-                        Json(EnrollmentRecorded {
-                            enterprise_enrollment: true,
-                            customer: Some(customer.0),
-                            sequence: written.sequence,
-                            position: written.position,
-                        }),
-                    ))
-                }
-                Err(
-                    EnrollError::CourseNotInCatalog(_)
-                    | EnrollError::ModeNotOffered(_)
-                    | EnrollError::NoModeOffered,
-                ) => Ok((HeaderMap::new(), Json(not_enterprise()))),
-                Err(e) => Err(e.into()),
-            };
-        }
-        (true, true, false) => Some(EnrollmentCommand::Unenroll {
+    let (enrolled, active) = (existing.is_enrolled(), existing.is_active());
+    if !enrolled && body.is_active {
+        let request = EnrollRequest {
+            customer_id: customer,
+            learner_id: learner,
+            course_run_id: run.clone(),
+            mode: Some(body.mode),
+            source: EnrollmentSource::EnrollmentTask,
+        };
+        return match enroll(&state.store, &request, &meta).await {
+            Ok(appended) => {
+                let written = Written::from(&appended);
+                Ok((
+                    written.headers(),
+                    Json(EnrollmentRecorded {
+                        enterprise_enrollment: true,
+                        customer: Some(customer.0),
+                        sequence: written.sequence,
+                        position: written.position,
+                    }),
+                ))
+            }
+            Err(
+                EnrollError::CourseNotInCatalog(_)
+                | EnrollError::ModeNotOffered(_)
+                | EnrollError::NoModeOffered,
+            ) => Ok((HeaderMap::new(), Json(not_enterprise()))),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let change_mode = EnrollmentCommand::ChangeMode {
+        customer_id: customer,
+        learner_id: learner,
+        course_run_id: run.clone(),
+        mode: body.mode,
+        at: now,
+    };
+    let new_mode = existing.mode() != Some(body.mode);
+    let commands = match (enrolled, active, body.is_active) {
+        (true, true, false) => vec![EnrollmentCommand::Unenroll {
             customer_id: customer,
             learner_id: learner,
             course_run_id: run.clone(),
             at: now,
-        }),
-        (true, false, true) => Some(EnrollmentCommand::Reenroll {
-            customer_id: customer,
-            learner_id: learner,
-            course_run_id: run.clone(),
-            at: now,
-        }),
-        (true, true, true) if existing.mode() != Some(body.mode) => {
-            Some(EnrollmentCommand::ChangeMode {
+        }],
+        // A re-enrollment in another mode changes the mode too.
+        (true, false, true) => {
+            let reenroll = EnrollmentCommand::Reenroll {
                 customer_id: customer,
                 learner_id: learner,
                 course_run_id: run.clone(),
-                mode: body.mode,
                 at: now,
-            })
+            };
+            if new_mode {
+                vec![reenroll, change_mode]
+            } else {
+                vec![reenroll]
+            }
         }
-        _ => None,
+        (true, true, true) if new_mode => vec![change_mode],
+        _ => Vec::new(),
     };
     let mut written = Written::default();
-    if let Some(command) = command {
+    for command in commands {
         let appended = state
             .store
             .execute::<Enrollment>(&stream, command, &(), &meta)
-            .await?;
-        written = Written::from(&appended);
-    }
-    // A re-enrollment in another mode changes the mode too.
-    if existing.is_enrolled()
-        && !existing.is_active()
-        && body.is_active
-        && existing.mode() != Some(body.mode)
-    {
-        let change = EnrollmentCommand::ChangeMode {
-            customer_id: customer,
-            learner_id: learner,
-            course_run_id: run,
-            mode: body.mode,
-            at: now,
-        };
-        let appended = state
-            .store
-            .execute::<Enrollment>(&stream, change, &(), &meta)
             .await?;
         written = written.then(Written::from(&appended));
     }
