@@ -221,3 +221,14 @@ pub async fn send_at(request: reqwest::RequestBuilder) -> (u16, Value, Option<i6
         position,
     )
 }
+
+impl Server {
+    /// How many events the store holds, committed ones all counted (unlike the log reader's
+    /// head, which stops below transactions still open anywhere in the cluster).
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("counting events")
+    }
+}
