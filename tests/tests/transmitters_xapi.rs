@@ -1,15 +1,19 @@
 //! The transmitter workers end to end, against real PostgreSQL and the strict fake LRS: LMS
-//! facts in (content published, learner linked, consent granted, grade passed), statements
-//! out; the failure matrix with nothing lost; consent refused at send time; a worker killed
-//! mid-batch; two workers on one outbox; dry run; the circuit breaker.
+//! facts in (content published, learner linked, consent granted, enrolled, grade passed),
+//! statements out (`registered` for the enrollment, `completed` for the grade); the failure
+//! matrix with nothing lost; consent refused at send time; a worker killed mid-batch; two
+//! workers on one outbox; dry run; the circuit breaker.
+//!
+//! The worker tests are about completion rows: they set the registration rows aside first
+//! (`registrations_aside`); registrations have tests of their own.
 
 use chrono::{Duration as Days, Utc};
 use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
 use domain::consent::Action;
 use domain::ids::ChannelConfigId;
-use e2e_tests::{consent_required, meta, project, World};
+use e2e_tests::{consent_required, meta, project, World, RUN};
 use projections::read_models::consent::ConsentProjection;
-use projections::read_models::outbox::{requeue, ItemStatus};
+use projections::read_models::outbox::{requeue, ItemAction, ItemStatus, OutboxItem};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashSet};
@@ -79,12 +83,35 @@ async fn setup(pool: PgPool, dry_run: bool) -> Setup {
     }
 }
 
+/// Cancels the registration rows, for tests about the worker's handling of completion rows.
+async fn registrations_aside(pool: &PgPool) {
+    sqlx::query(
+        "UPDATE outbox_items SET status = 'cancelled', cancel_reason = 'set aside by the test'
+          WHERE action = 'registration'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The learner rows of an action.
+async fn rows_of(pool: &PgPool, config: Uuid, action: ItemAction) -> Vec<OutboxItem> {
+    learner_rows(pool, config)
+        .await
+        .into_iter()
+        .filter(|r| r.action == action)
+        .collect()
+}
+
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn a_completion_reaches_the_lrs_as_the_expected_statement(pool: PgPool) {
     let s = setup(pool, false).await;
     let learner = completing_learners(&s.world, 1, 1).await[0];
     project_all(&s.pool).await;
-    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    registrations_aside(&s.pool).await;
+    let row = rows_of(&s.pool, s.config, ItemAction::Completion)
+        .await
+        .remove(0);
 
     let report = Worker::new(s.pool.clone(), options())
         .turn("w1")
@@ -127,7 +154,7 @@ async fn a_completion_reaches_the_lrs_as_the_expected_statement(pool: PgPool) {
         Some(row.item_id.to_string().as_str())
     );
 
-    let rows = learner_rows(&s.pool, s.config).await;
+    let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
     assert_eq!(rows[0].status, ItemStatus::Sent);
     assert_eq!(rows[0].learner_id, Some(learner.0));
     assert_eq!(audit(&s.pool, row.item_id).await, ["sent"]);
@@ -138,6 +165,7 @@ async fn every_failure_is_retried_and_nothing_is_lost(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 5).await;
     project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
     for fault in [
         Fault::TooManyRequests { retry_after: 1 },
         Fault::ServerError(503),
@@ -150,7 +178,7 @@ async fn every_failure_is_retried_and_nothing_is_lost(pool: PgPool) {
     let worker = Worker::new(s.pool.clone(), options());
     let first = worker.turn("w1").await.unwrap();
     assert_eq!((first.failed, first.sent), (5, 0), "{first:?}");
-    let rows = learner_rows(&s.pool, s.config).await;
+    let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
     assert!(rows
         .iter()
         .all(|r| r.status == ItemStatus::Pending && r.attempts == 1));
@@ -170,7 +198,7 @@ async fn every_failure_is_retried_and_nothing_is_lost(pool: PgPool) {
     let second = worker.turn("w1").await.unwrap();
     assert_eq!(second.sent, 5, "{second:?}");
     assert_eq!(s.lrs.received().len(), 5);
-    for row in learner_rows(&s.pool, s.config).await {
+    for row in rows_of(&s.pool, s.config, ItemAction::Completion).await {
         assert_eq!(row.status, ItemStatus::Sent);
         assert_eq!(audit(&s.pool, row.item_id).await, ["failed", "sent"]);
     }
@@ -181,6 +209,7 @@ async fn a_row_failing_too_often_is_dead_lettered_then_requeued(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 1).await;
     project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
     s.lrs.faults.always(Fault::ServerError(500));
     let worker = Worker::new(
         s.pool.clone(),
@@ -193,7 +222,9 @@ async fn a_row_failing_too_often_is_dead_lettered_then_requeued(pool: PgPool) {
     time_passes(&s.pool).await;
     let report = worker.turn("w1").await.unwrap();
     assert_eq!(report.dead, 1);
-    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    let row = rows_of(&s.pool, s.config, ItemAction::Completion)
+        .await
+        .remove(0);
     assert_eq!(row.status, ItemStatus::Dead);
     assert_eq!(
         audit(&s.pool, row.item_id).await,
@@ -219,7 +250,8 @@ async fn a_learner_who_declined_or_revoked_is_never_sent(pool: PgPool) {
     complete_course(&s.world, declined, 0.9).await;
     let revoking = completing_learners(&s.world, 2, 1).await[0];
     project_all(&s.pool).await;
-    let rows = learner_rows(&s.pool, s.config).await;
+    registrations_aside(&s.pool).await;
+    let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
     assert_eq!(rows.len(), 1, "only the consenting learner is queued");
     assert_eq!(rows[0].learner_id, Some(revoking.0));
 
@@ -232,7 +264,9 @@ async fn a_learner_who_declined_or_revoked_is_never_sent(pool: PgPool) {
         .unwrap();
     assert_eq!(report.withheld, 1, "{report:?}");
     assert!(s.lrs.requests().is_empty(), "the LRS got a refused learner");
-    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    let row = rows_of(&s.pool, s.config, ItemAction::Completion)
+        .await
+        .remove(0);
     assert_eq!(row.status, ItemStatus::Cancelled);
     assert_eq!(audit(&s.pool, row.item_id).await, ["withheld"]);
 }
@@ -242,6 +276,7 @@ async fn a_worker_killed_mid_batch_leaves_everything_to_the_next_one(pool: PgPoo
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 6).await;
     project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
     // Two answers, then the LRS stores the third statement and hangs: the worker dies
     // between the remote applying it and the row being completed.
     s.lrs.faults.push(Fault::Slow(Duration::ZERO));
@@ -264,7 +299,7 @@ async fn a_worker_killed_mid_batch_leaves_everything_to_the_next_one(pool: PgPoo
     let report = next.turn("next").await.unwrap();
     assert_eq!(report.sent, 4, "{report:?}");
 
-    let rows = learner_rows(&s.pool, s.config).await;
+    let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
     assert!(rows.iter().all(|r| r.status == ItemStatus::Sent));
     let ids: HashSet<String> = rows.iter().map(|r| r.item_id.to_string()).collect();
     let received = s.lrs.received();
@@ -283,6 +318,7 @@ async fn two_workers_never_send_the_same_row(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 30).await;
     project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
     s.lrs.faults.always(Fault::Slow(Duration::from_millis(20)));
     let small = WorkerOptions {
         batch: 5,
@@ -316,13 +352,16 @@ async fn dry_run_builds_and_records_but_sends_nothing(pool: PgPool) {
     let s = setup(pool, true).await;
     completing_learners(&s.world, 1, 1).await;
     project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
     let report = Worker::new(s.pool.clone(), options())
         .turn("w1")
         .await
         .unwrap();
     assert_eq!(report.dry_run, 1, "{report:?}");
     assert!(s.lrs.requests().is_empty());
-    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    let row = rows_of(&s.pool, s.config, ItemAction::Completion)
+        .await
+        .remove(0);
     assert_eq!((row.status, row.attempts), (ItemStatus::Pending, 0));
     assert_eq!(audit(&s.pool, row.item_id).await, ["dry_run"]);
 }
@@ -332,6 +371,7 @@ async fn an_open_circuit_hands_rows_back_without_calling(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 5).await;
     project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
     s.lrs.faults.always(Fault::ServerError(502));
     let worker = Worker::new(
         s.pool.clone(),
@@ -344,7 +384,7 @@ async fn an_open_circuit_hands_rows_back_without_calling(pool: PgPool) {
     );
     let report = worker.turn("w1").await.unwrap();
     assert_eq!((report.failed, report.released), (2, 3), "{report:?}");
-    let rows = learner_rows(&s.pool, s.config).await;
+    let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
     let attempts: Vec<i32> = rows.iter().map(|r| r.attempts).collect();
     assert_eq!(
         attempts.iter().sum::<i32>(),
@@ -360,13 +400,16 @@ async fn consent_the_read_model_does_not_know_yet_waits_uncounted(pool: PgPool) 
     completing_learners(&s.world, 1, 1).await;
     // The outbox is up to date; the consent read model has seen nothing.
     project(&s.pool, &projections::read_models::outbox::Outbox).await;
+    registrations_aside(&s.pool).await;
     let report = Worker::new(s.pool.clone(), options())
         .turn("w1")
         .await
         .unwrap();
     assert_eq!(report.sent, 0, "{report:?}");
     assert!(s.lrs.requests().is_empty());
-    let row = learner_rows(&s.pool, s.config).await.remove(0);
+    let row = rows_of(&s.pool, s.config, ItemAction::Completion)
+        .await
+        .remove(0);
     assert_eq!((row.status, row.attempts), (ItemStatus::Pending, 0));
     assert!(row.next_attempt_at > Utc::now() + Days::seconds(5));
     assert_eq!(audit(&s.pool, row.item_id).await, ["failed"]);
@@ -382,4 +425,176 @@ async fn consent_the_read_model_does_not_know_yet_waits_uncounted(pool: PgPool) 
         1
     );
     assert_eq!(s.lrs.received().len(), 1);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn an_enrollment_reaches_the_lrs_as_two_registered_statements(pool: PgPool) {
+    let s = setup(pool, false).await;
+    let learner = s.world.learner(1).await;
+    consent(&s.world, learner, Action::Grant).await;
+    complete_course(&s.world, learner, 0.8).await;
+    project_all(&s.pool).await;
+    let registration = rows_of(&s.pool, s.config, ItemAction::Registration)
+        .await
+        .remove(0);
+    assert_eq!(registration.course_run_id.as_deref(), Some(RUN));
+
+    let report = Worker::new(s.pool.clone(), options())
+        .turn("w1")
+        .await
+        .unwrap();
+    assert_eq!(
+        report.sent, 2,
+        "the registration and the completion: {report:?}"
+    );
+
+    let received = s.lrs.received();
+    let registered: Vec<&Value> = received
+        .iter()
+        .map(|r| &r.statement)
+        .filter(|st| st["verb"]["id"] == "http://adlnet.gov/expapi/verbs/registered")
+        .collect();
+    assert_eq!(registered.len(), 2, "{received:#?}");
+    let objects: Vec<&Value> = registered.iter().map(|st| &st["object"]["id"]).collect();
+    assert_eq!(
+        objects,
+        [
+            "https://lms.example.com/xapi/activities/course/edX+DemoX",
+            &format!("https://lms.example.com/xapi/activities/courserun/{RUN}"),
+        ],
+        "the course first, then the run"
+    );
+    for statement in &registered {
+        let expected = json!({
+            "id": statement["id"].clone(),
+            "actor": {"objectType": "Agent", "name": "learner1@example.com",
+                      "mbox": "mailto:learner1@example.com"},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/registered",
+                     "display": {"en-US": "registered"}},
+            "object": statement["object"].clone(),
+            "version": "1.0.3",
+        });
+        assert_eq!(**statement, expected, "no result on a registration");
+        let definition = &statement["object"]["definition"];
+        assert_eq!(
+            definition["type"],
+            "http://adlnet.gov/expapi/activities/course"
+        );
+        assert_eq!(
+            definition["extensions"]["https://lms.example.com/course/key"],
+            "edX+DemoX"
+        );
+    }
+    let ids: HashSet<String> = registered
+        .iter()
+        .map(|st| st["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "each statement has its own id");
+    assert!(!ids.contains(&registration.item_id.to_string()));
+    let keys: HashSet<String> = received
+        .iter()
+        .filter(|r| r.statement["verb"]["id"] == "http://adlnet.gov/expapi/verbs/registered")
+        .map(|r| r.idempotency_key.clone().unwrap())
+        .collect();
+    assert_eq!(keys, ids, "each statement's id is its idempotency key");
+
+    let row = rows_of(&s.pool, s.config, ItemAction::Registration)
+        .await
+        .remove(0);
+    assert_eq!(row.status, ItemStatus::Sent);
+    assert_eq!(audit(&s.pool, row.item_id).await, ["sent"]);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_registration_the_lrs_refused_halfway_is_sent_again_under_the_same_ids(pool: PgPool) {
+    let s = setup(pool, false).await;
+    let learner = s.world.learner(1).await;
+    consent(&s.world, learner, Action::Grant).await;
+    complete_course(&s.world, learner, 0.8).await;
+    project_all(&s.pool).await;
+    // Only the registration goes: the completion row waits aside.
+    sqlx::query("UPDATE outbox_items SET status = 'held' WHERE action = 'completion'")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    // The course statement is taken, the run statement gets a 503.
+    s.lrs.faults.push(Fault::Slow(Duration::ZERO));
+    s.lrs.faults.push(Fault::ServerError(503));
+    let worker = Worker::new(s.pool.clone(), options());
+    let first = worker.turn("w1").await.unwrap();
+    assert_eq!((first.failed, first.sent), (1, 0), "{first:?}");
+    assert_eq!(s.lrs.received().len(), 1);
+
+    time_passes(&s.pool).await;
+    let second = worker.turn("w1").await.unwrap();
+    assert_eq!(second.sent, 1, "{second:?}");
+    let received = s.lrs.received();
+    assert_eq!(
+        received.len(),
+        2,
+        "the course statement is not stored twice"
+    );
+    let requests = s.lrs.requests();
+    assert_eq!(requests.len(), 3, "course, then course and run again");
+    assert_eq!(requests[0].statement, requests[1].statement);
+    let row = rows_of(&s.pool, s.config, ItemAction::Registration)
+        .await
+        .remove(0);
+    assert_eq!(audit(&s.pool, row.item_id).await, ["failed", "sent"]);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn registrations_follow_the_learner_rules(pool: PgPool) {
+    let s = setup(pool, false).await;
+    // Declined before enrolling: no registration.
+    let declined = s.world.learner(1).await;
+    consent(&s.world, declined, Action::Decline).await;
+    complete_course(&s.world, declined, 0.9).await;
+    // No answer yet: held until the grant.
+    let later = s.world.learner(2).await;
+    complete_course(&s.world, later, 0.9).await;
+    project_all(&s.pool).await;
+    let rows = rows_of(&s.pool, s.config, ItemAction::Registration).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(
+        (rows[0].learner_id, rows[0].status),
+        (Some(later.0), ItemStatus::Held)
+    );
+    consent(&s.world, later, Action::Grant).await;
+    project_all(&s.pool).await;
+    let rows = rows_of(&s.pool, s.config, ItemAction::Registration).await;
+    assert_eq!(rows[0].status, ItemStatus::Pending);
+
+    // Leaving and enrolling again registers nothing more.
+    use domain::enrollment::EnrollmentCommand::{Reenroll, Unenroll};
+    let run = domain::ids::CourseRunId(RUN.into());
+    let stream = domain::enrollment::enrollment_stream_id(s.world.customer, later, &run);
+    let (customer_id, learner_id, course_run_id) = (s.world.customer, later, run.clone());
+    for command in [
+        Unenroll {
+            customer_id,
+            learner_id,
+            course_run_id: course_run_id.clone(),
+            at: Utc::now(),
+        },
+        Reenroll {
+            customer_id,
+            learner_id,
+            course_run_id,
+            at: Utc::now(),
+        },
+    ] {
+        s.world
+            .store
+            .execute::<domain::enrollment::Enrollment>(&stream, command, &(), &meta())
+            .await
+            .unwrap();
+    }
+    project_all(&s.pool).await;
+    assert_eq!(
+        rows_of(&s.pool, s.config, ItemAction::Registration)
+            .await
+            .len(),
+        1
+    );
 }

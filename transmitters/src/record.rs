@@ -43,6 +43,7 @@ fn action(action: ItemAction) -> TransmissionAction {
         ItemAction::Update => TransmissionAction::Update,
         ItemAction::Delete => TransmissionAction::Delete,
         ItemAction::Completion => TransmissionAction::Completion,
+        ItemAction::Registration => TransmissionAction::Registration,
     }
 }
 

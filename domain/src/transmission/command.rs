@@ -46,6 +46,7 @@ pub enum TransmissionAction {
     Update,
     Delete,
     Completion,
+    Registration,
 }
 
 impl TransmissionAction {
@@ -55,6 +56,7 @@ impl TransmissionAction {
             Self::Update => "update",
             Self::Delete => "delete",
             Self::Completion => "completion",
+            Self::Registration => "registration",
         }
     }
 }

@@ -85,32 +85,73 @@ pub(super) async fn apply_membership(
     Ok(())
 }
 
-/// Records an enrollment's mode (the enrolled one, then each change).
-pub(super) fn apply_enrollment(inputs: &mut LearnerInputs, event: EnrollmentEvent) {
-    let (customer_id, learner_id, course_run_id, mode) = match event {
+/// Records an enrollment's mode (the enrolled one, then each change). A new enrollment is
+/// queued as a registration for the customer's live configurations whose channel sends them
+/// (xAPI's `registered` statements), by the same eligibility as a completion.
+pub(super) async fn apply_enrollment(
+    conn: &mut PgConnection,
+    inputs: &mut LearnerInputs,
+    configured: &HashSet<Uuid>,
+    event: EnrollmentEvent,
+    at: DateTime<Utc>,
+) -> Result<(), ApplyError> {
+    let (customer_id, learner_id, course_run_id, mode, enrolled_at) = match event {
         EnrollmentEvent::Enrolled {
             customer_id,
             learner_id,
             course_run_id,
             mode,
+            at,
             ..
-        } => (customer_id, learner_id, course_run_id, mode),
+        } => (customer_id, learner_id, course_run_id, mode, Some(at)),
         EnrollmentEvent::ModeChanged {
             customer_id,
             learner_id,
             course_run_id,
             to,
             ..
-        } => (customer_id, learner_id, course_run_id, to),
-        _ => return,
+        } => (customer_id, learner_id, course_run_id, to, None),
+        _ => return Ok(()),
     };
-    inputs.enrollment(
-        customer_id.0,
-        learner_id.0,
-        &course_run_id.0,
-        mode.as_str(),
-        mode.is_audit(),
-    );
+    let (customer, learner, run) = (customer_id.0, learner_id.0, course_run_id.0);
+    inputs.enrollment(customer, learner, &run, mode.as_str(), mode.is_audit());
+    let Some(enrolled_at) = enrolled_at else {
+        return Ok(());
+    };
+    if !configured.contains(&customer) {
+        return Ok(());
+    }
+    let configs = live_configs(conn, customer, REGISTRATION_CHANNELS).await?;
+    if configs.is_empty() {
+        return Ok(());
+    }
+    inputs.flush(conn).await?;
+    let key = consent_key(&run)?;
+    let gate = Gate::read(conn, customer, learner, &run, &key).await?;
+    let Some(status) = gate.status() else {
+        return Ok(());
+    };
+    let row = LearnerRow {
+        customer,
+        learner,
+        run: &run,
+        key: &key,
+        action: "registration",
+        subject: format!("{}:registration", subject(learner, &run)),
+        payload: json!({
+            "course_run_id": run,
+            "course_key": key,
+            "mode": gate.mode,
+            "enrolled_at": enrolled_at,
+        }),
+        status,
+        at,
+    };
+    for config_id in configs {
+        // Registered once per enrollment: a re-enrollment does not register again.
+        row.queue(conn, config_id, 1).await?;
+    }
+    Ok(())
 }
 
 /// Records a course consent: a grant releases the learner's held rows for the course; a decline
@@ -224,6 +265,44 @@ struct Gate {
 }
 
 impl Gate {
+    /// Reads the gate of a learner's course run from the inputs (written first: see
+    /// `LearnerInputs::flush`).
+    async fn read(
+        conn: &mut PgConnection,
+        customer: Uuid,
+        learner: Uuid,
+        run: &str,
+        key: &str,
+    ) -> Result<Self, sqlx::Error> {
+        let (member, mode, audit, audit_reporting, requests_consent, granted) = sqlx::query_as(
+            "SELECT COALESCE(m.linked AND m.active, false) AS member, e.mode, e.audit,
+                    COALESCE(cu.enable_audit_enrollment AND cu.enable_audit_data_reporting,
+                             false) AS audit_reporting,
+                    COALESCE(cu.requests_consent, true) AS requests_consent, c.granted
+               FROM (SELECT) AS one
+               LEFT JOIN outbox_memberships m ON m.customer_id = $1 AND m.learner_id = $2
+               LEFT JOIN outbox_enrollments e
+                      ON e.customer_id = $1 AND e.learner_id = $2 AND e.course_run_id = $3
+               LEFT JOIN outbox_customers cu ON cu.customer_id = $1
+               LEFT JOIN outbox_consents c
+                      ON c.customer_id = $1 AND c.learner_id = $2 AND c.course_key = $4",
+        )
+        .bind(customer)
+        .bind(learner)
+        .bind(run)
+        .bind(key)
+        .fetch_one(conn)
+        .await?;
+        Ok(Self {
+            member,
+            mode,
+            audit,
+            audit_reporting,
+            requests_consent,
+            granted,
+        })
+    }
+
     /// The status of a new row: `pending`, `held` (consent not answered yet) or none.
     fn status(&self) -> Option<&'static str> {
         let reportable = match self.audit {
@@ -308,67 +387,42 @@ pub(super) async fn apply_completion(
     if !configured.contains(&customer) {
         return Ok(());
     }
-    let configs: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT cfg.config_id, cfg.channel FROM outbox_configs cfg
-           JOIN outbox_customers cu ON cu.customer_id = cfg.customer_id AND cu.active
-          WHERE cfg.customer_id = $1 AND cfg.active AND NOT cfg.disable_learner_data
-          ORDER BY cfg.config_id",
-    )
-    .bind(customer)
-    .fetch_all(&mut *conn)
-    .await?;
     // SAP sends a completion once: a later grade change is not sent again.
-    let configs: Vec<Uuid> = configs
-        .into_iter()
-        .filter(|(_, channel)| !(regrade && channel == Channel::Sap.as_str()))
-        .map(|(config_id, _)| config_id)
-        .collect();
+    let channels = if regrade {
+        COMPLETION_RESEND_CHANNELS
+    } else {
+        COMPLETION_CHANNELS
+    };
+    let configs = live_configs(conn, customer, channels).await?;
     if configs.is_empty() {
         return Ok(());
     }
     // The gate reads the inputs: what the batch folded so far must be written first.
     inputs.flush(conn).await?;
     let key = consent_key(&run)?;
-    let (member, mode, audit, audit_reporting, requests_consent, granted) = sqlx::query_as(
-        "SELECT COALESCE(m.linked AND m.active, false) AS member, e.mode, e.audit,
-                COALESCE(cu.enable_audit_enrollment AND cu.enable_audit_data_reporting, false)
-                    AS audit_reporting,
-                COALESCE(cu.requests_consent, true) AS requests_consent, c.granted
-           FROM (SELECT) AS one
-           LEFT JOIN outbox_memberships m ON m.customer_id = $1 AND m.learner_id = $2
-           LEFT JOIN outbox_enrollments e
-                  ON e.customer_id = $1 AND e.learner_id = $2 AND e.course_run_id = $3
-           LEFT JOIN outbox_customers cu ON cu.customer_id = $1
-           LEFT JOIN outbox_consents c
-                  ON c.customer_id = $1 AND c.learner_id = $2 AND c.course_key = $4",
-    )
-    .bind(customer)
-    .bind(learner)
-    .bind(&run)
-    .bind(&key)
-    .fetch_one(&mut *conn)
-    .await?;
-    let gate = Gate {
-        member,
-        mode,
-        audit,
-        audit_reporting,
-        requests_consent,
-        granted,
-    };
-    let Some(row_status) = gate.status() else {
+    let gate = Gate::read(conn, customer, learner, &run, &key).await?;
+    let Some(status_of_row) = gate.status() else {
         return Ok(());
     };
-    let payload = json!({
-        "course_run_id": run,
-        "course_key": key,
-        "grade": grade,
-        "percent": percent,
-        "completed_at": completed_at,
-        "progress_status": status,
-        "mode": gate.mode,
-    });
-    let subject = subject(learner, &run);
+    let row = LearnerRow {
+        customer,
+        learner,
+        run: &run,
+        key: &key,
+        action: "completion",
+        subject: subject(learner, &run),
+        payload: json!({
+            "course_run_id": run,
+            "course_key": key,
+            "grade": grade,
+            "percent": percent,
+            "completed_at": completed_at,
+            "progress_status": status,
+            "mode": gate.mode,
+        }),
+        status: status_of_row,
+        at,
+    };
     for config_id in configs {
         let version: i32 = sqlx::query_scalar(
             "INSERT INTO outbox_learner_targets (config_id, learner_id, course_run_id, version)
@@ -382,31 +436,95 @@ pub(super) async fn apply_completion(
         .bind(&run)
         .fetch_one(&mut *conn)
         .await?;
-        let id = item_id(config_id, ItemKind::Learner, &subject, version);
-        sqlx::query(
+        row.queue(conn, config_id, version).await?;
+    }
+    Ok(())
+}
+
+/// Channels that are sent completions, then grade changes, and enrollments.
+const COMPLETION_CHANNELS: &[Channel] = &[
+    Channel::Sap,
+    Channel::Degreed2,
+    Channel::Csod,
+    Channel::Xapi,
+];
+const COMPLETION_RESEND_CHANNELS: &[Channel] = &[Channel::Degreed2, Channel::Csod, Channel::Xapi];
+const REGISTRATION_CHANNELS: &[Channel] = &[Channel::Xapi];
+
+/// The customer's live configurations of these channels that send learner data.
+async fn live_configs(
+    conn: &mut PgConnection,
+    customer: Uuid,
+    channels: &[Channel],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    sqlx::query_scalar(
+        "SELECT cfg.config_id FROM outbox_configs cfg
+           JOIN outbox_customers cu ON cu.customer_id = cfg.customer_id AND cu.active
+          WHERE cfg.customer_id = $1 AND cfg.active AND NOT cfg.disable_learner_data
+            AND cfg.channel = ANY ($2)
+          ORDER BY cfg.config_id",
+    )
+    .bind(customer)
+    .bind(&channels)
+    .fetch_all(conn)
+    .await
+}
+
+/// A learner row to queue for one or more configurations.
+struct LearnerRow<'a> {
+    customer: Uuid,
+    learner: Uuid,
+    run: &'a str,
+    key: &'a str,
+    action: &'static str,
+    subject: String,
+    payload: serde_json::Value,
+    status: &'static str,
+    at: DateTime<Utc>,
+}
+
+impl LearnerRow<'_> {
+    /// Queues the row for a configuration under the decision `version`, coalescing into the
+    /// subject's open row; a registration is queued once (a row of its id, open or sent, is
+    /// left as it is).
+    async fn queue(
+        &self,
+        conn: &mut PgConnection,
+        config_id: Uuid,
+        version: i32,
+    ) -> Result<(), sqlx::Error> {
+        let id = item_id(config_id, ItemKind::Learner, &self.subject, version);
+        let on_conflict = if self.action == "registration" {
+            "ON CONFLICT DO NOTHING"
+        } else {
+            "ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
+                SET item_id = EXCLUDED.item_id, version = EXCLUDED.version,
+                    payload = EXCLUDED.payload, status = EXCLUDED.status,
+                    updated_at = EXCLUDED.updated_at"
+        };
+        sqlx::query(&format!(
             "INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject,
                     version, present, learner_id, course_run_id, course_key, payload, status,
                     attempts, next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, 'learner', 'completion', $4, $5, true, $6, $7, $8, $9, $10, 0,
-                     $11, $11, $11)
-             ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
-                SET item_id = EXCLUDED.item_id, version = EXCLUDED.version,
-                    payload = EXCLUDED.payload, status = EXCLUDED.status,
-                    updated_at = EXCLUDED.updated_at",
-        )
+             VALUES ($1, $2, $3, 'learner', $4, $5, $6, true, $7, $8, $9, $10, $11, 0,
+                     $12, $12, $12)
+             {on_conflict}"
+        ))
         .bind(id)
         .bind(config_id)
-        .bind(customer)
-        .bind(&subject)
+        .bind(self.customer)
+        .bind(self.action)
+        .bind(&self.subject)
         .bind(version)
-        .bind(learner)
-        .bind(&run)
-        .bind(&key)
-        .bind(&payload)
-        .bind(row_status)
-        .bind(at)
-        .execute(&mut *conn)
+        .bind(self.learner)
+        .bind(self.run)
+        .bind(self.key)
+        .bind(&self.payload)
+        .bind(self.status)
+        .bind(self.at)
+        .execute(conn)
         .await?;
+        Ok(())
     }
-    Ok(())
 }

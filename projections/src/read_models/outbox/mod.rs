@@ -34,9 +34,11 @@
 //! (where consent is requested), an unlink or deactivation of the membership, learner data
 //! switched off or the configuration deactivated cancel pending and held rows. A
 //! `CompletionGradeChanged` queues again (or updates the open row) for every channel but SAP,
-//! which edX sends once (`INCLUDE_GRADE_FOR_COMPLETION_AUDIT_CHECK = False`). Eligibility is
-//! decided when the completion is recorded: a learner linked, or audit reporting enabled, later
-//! does not queue earlier completions, and neither does a configuration created later.
+//! which edX sends once (`INCLUDE_GRADE_FOR_COMPLETION_AUDIT_CHECK = False`). An `Enrolled` is
+//! queued by the same rules as a `registration` row, once per enrollment, for the xAPI
+//! configurations (their `registered` statements). Eligibility is decided when the completion
+//! (or enrollment) is recorded: a learner linked, or audit reporting enabled, later does not
+//! queue earlier ones, and neither does a configuration created later.
 //!
 //! Rows already leased are in flight: nothing recalls them. Item ids are UUIDv5 of
 //! (configuration, kind, subject, version), where the version counts the transmissions the
@@ -199,8 +201,7 @@ impl Batch {
                 learners::apply_consent(conn, inputs, configured, decode(event)?, at).await
             }
             "enrollment" if matches!(kind, "Enrolled" | "ModeChanged") => {
-                learners::apply_enrollment(inputs, decode(event)?);
-                Ok(())
+                learners::apply_enrollment(conn, inputs, configured, decode(event)?, at).await
             }
             "completion" if matches!(kind, "CourseCompleted" | "CompletionGradeChanged") => {
                 learners::apply_completion(conn, inputs, configured, decode(event)?, at).await

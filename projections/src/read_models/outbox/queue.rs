@@ -62,7 +62,7 @@ macro_rules! text_enum {
 }
 
 text_enum!(
-    /// What a row transmits: content metadata or a learner's completion.
+    /// What a row transmits: content metadata, or a learner's completion or registration.
     ItemKind { Content => "content", Learner => "learner" }
 );
 text_enum!(
@@ -72,6 +72,8 @@ text_enum!(
         Update => "update",
         Delete => "delete",
         Completion => "completion",
+        /// A learner's enrollment (xAPI `registered`).
+        Registration => "registration",
     }
 );
 text_enum!(
@@ -111,7 +113,8 @@ pub struct OutboxItem {
     pub learner_id: Option<Uuid>,
     pub course_run_id: Option<String>,
     /// Content: the item's metadata. Learner: the completion (`grade`, `percent`,
-    /// `completed_at`, `progress_status`, `course_run_id`, `course_key`, `mode`).
+    /// `completed_at`, `progress_status`, `course_run_id`, `course_key`, `mode`) or the
+    /// registration (`course_run_id`, `course_key`, `mode`, `enrolled_at`).
     pub payload: Value,
     pub status: ItemStatus,
     pub attempts: i32,
