@@ -297,15 +297,17 @@ pub async fn sso_id(
     .await?)
 }
 
-/// Erases a learner's personal data (retirement): LMS user id, username, email and SSO ids. The
-/// learner id stays, so the log still replays; it no longer leads to a person. Returns false
-/// for an unknown learner.
+/// Erases a learner's personal data (retirement): LMS user id, username, email, SSO ids and
+/// Cornerstone launches. The learner id stays, so the log still replays; it no longer leads to
+/// a person. Returns false for an unknown learner.
 pub async fn erase(pool: &PgPool, learner: LearnerId) -> Result<bool, Failure> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM learner_sso_ids WHERE learner_id = $1")
-        .bind(learner.0)
-        .execute(&mut *tx)
-        .await?;
+    for table in ["learner_sso_ids", "cornerstone_launches"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE learner_id = $1"))
+            .bind(learner.0)
+            .execute(&mut *tx)
+            .await?;
+    }
     let erased = sqlx::query(
         "UPDATE learners
             SET lms_user_id = NULL, username = NULL, email = NULL, erased_at = now(), updated_at = now()

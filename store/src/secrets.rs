@@ -62,18 +62,44 @@ impl SecretBox {
         Ok(Self { cipher })
     }
 
-    /// Encrypts and stores `plaintext`; the reference goes into events.
-    pub async fn put(&self, pool: &PgPool, plaintext: &str) -> Result<SecretRef, SecretError> {
+    /// Encrypts `plaintext` under a fresh nonce, for a table of its own; [`SecretBox::open`]
+    /// reverses it.
+    pub fn seal(&self, plaintext: &str) -> Result<Sealed, Failure> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ciphertext = self
             .cipher
             .encrypt(&nonce, plaintext.as_bytes())
             .map_err(|_| Failure::Unexpected("encryption failed".into()))?;
+        Ok(Sealed {
+            nonce: nonce.to_vec(),
+            ciphertext,
+        })
+    }
+
+    /// The plaintext of a sealed value; None when it does not open with this key (wrong key
+    /// or edited data).
+    pub fn open(&self, sealed: &Sealed) -> Option<String> {
+        if sealed.nonce.len() != 24 {
+            return None;
+        }
+        let plaintext = self
+            .cipher
+            .decrypt(
+                XNonce::from_slice(&sealed.nonce),
+                sealed.ciphertext.as_slice(),
+            )
+            .ok()?;
+        String::from_utf8(plaintext).ok()
+    }
+
+    /// Encrypts and stores `plaintext`; the reference goes into events.
+    pub async fn put(&self, pool: &PgPool, plaintext: &str) -> Result<SecretRef, SecretError> {
+        let sealed = self.seal(plaintext)?;
         let id = Uuid::new_v4();
         sqlx::query("INSERT INTO secrets (secret_id, nonce, ciphertext) VALUES ($1, $2, $3)")
             .bind(id)
-            .bind(nonce.as_slice())
-            .bind(ciphertext)
+            .bind(&sealed.nonce)
+            .bind(&sealed.ciphertext)
             .execute(pool)
             .await
             .map_err(Failure::from_sqlx)?;
@@ -89,14 +115,21 @@ impl SecretBox {
                 .await
                 .map_err(Failure::from_sqlx)?;
         let (nonce, ciphertext) = row.ok_or(SecretError::NotFound(secret.0))?;
-        if nonce.len() != 24 {
-            return Err(SecretError::Undecryptable(secret.0));
-        }
-        let plaintext = self
-            .cipher
-            .decrypt(XNonce::from_slice(&nonce), ciphertext.as_slice())
-            .map_err(|_| SecretError::Undecryptable(secret.0))?;
-        String::from_utf8(plaintext).map_err(|_| SecretError::Undecryptable(secret.0))
+        self.open(&Sealed { nonce, ciphertext })
+            .ok_or(SecretError::Undecryptable(secret.0))
+    }
+}
+
+/// An encrypted value and its nonce, as stored (`bytea` columns).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed(..)")
     }
 }
 

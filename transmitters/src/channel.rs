@@ -115,6 +115,9 @@ pub struct BuildContext<'a> {
     pub config: &'a ConfigContext,
     /// The LMS's domain, as xAPI activity ids and extensions name it.
     pub lms_domain: String,
+    /// Opens sealed values the channel keeps besides the configuration (Cornerstone's
+    /// session tokens).
+    pub secrets: Option<&'a store::secrets::SecretBox>,
 }
 
 /// One channel: its wire format, auth and error classification.

@@ -15,11 +15,24 @@
 //!   (UUIDv5 of the key), shorter ones as they are.
 //!
 //! The workers never send Cornerstone content: they hand such rows back for a day, uncounted.
-//! Completions (pushed to the callback URL a learner's launch gives) need the launch parameters
-//! recorded first, which is not written yet: those rows fail as unsupported and wait in the dead
-//! letters.
+//!
+//! Completions go to Cornerstone's User Progress API with the launch parameters recorded for
+//! the learner and course ([`crate::cornerstone_launch`]):
+//! `POST {base_url}{callbackUrl}/progress?sessionToken=<token>`, `Authorization: Basic
+//! client_id:client_secret`, body a JSON array of one object `{"completionDate", "courseId",
+//! "sessionToken", "status", "successStatus", "userGuid"}`:
+//! - the token in the query is the configuration's latest (any learner's latest launch), as
+//!   edX keeps it on the configuration; the learner's own launch token stays in the body, as
+//!   edX leaves it there when the configuration has one;
+//! - `courseId` is the course's Cornerstone id (as in the course list); `status` is
+//!   `Completed` for a pass or a fail, else `In Progress`; `successStatus` the grade, left out
+//!   while in progress; `completionDate` ISO 8601 to the second with `+00:00`;
+//! - without a recorded launch a row cannot be built: it is retried (a launch recorded later
+//!   lets it through) and dead-lettered in the end, requeueable.
 
-use crate::channel::{BuildContext, ChannelClient, Planned};
+use crate::channel::{Auth, BuildContext, ChannelClient, Planned, Request};
+use crate::cornerstone_launch::{latest_token, launches_of};
+use crate::degreed::urlencode;
 use crate::record::{record, Outcome};
 use async_trait::async_trait;
 use axum::body::Body;
@@ -29,8 +42,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use domain::channel::ChannelSettings;
 use domain::transmission::TransmissionStatus;
 use projections::read_models::outbox::{complete, ItemAction, ItemKind, OutboxItem};
+use reqwest::Method;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -48,11 +63,15 @@ const SERVE_LEASE: Duration = Duration::from_secs(300);
 /// such course at Cornerstone).
 const COURSE_NAMESPACE: Uuid = Uuid::from_u128(0x9c1e_8a0e_2f3b_4f55_9a1d_0e5b_6f7c_8d9e);
 
+/// Cornerstone's progress path, appended to a launch's callback URL (edX's global
+/// `completion_status_api_path`).
+pub const PROGRESS_PATH: &str = "/progress";
+
 #[async_trait]
 impl ChannelClient for Cornerstone {
     async fn plan(
         &self,
-        _context: &BuildContext<'_>,
+        context: &BuildContext<'_>,
         items: Vec<OutboxItem>,
     ) -> Result<Vec<Planned>, sqlx::Error> {
         let (content, learners): (Vec<_>, Vec<_>) =
@@ -65,14 +84,123 @@ impl ChannelClient for Cornerstone {
             });
         }
         if !learners.is_empty() {
-            plans.push(Planned::Unbuildable {
-                items: learners,
-                reason: "Cornerstone completions need the learner's launch data, not recorded yet"
-                    .into(),
-            });
+            plans.extend(completions(context, learners).await?);
         }
         Ok(plans)
     }
+}
+
+/// The progress requests of learner rows (see the module doc).
+async fn completions(
+    context: &BuildContext<'_>,
+    items: Vec<OutboxItem>,
+) -> Result<Vec<Planned>, sqlx::Error> {
+    let unbuildable = |items, reason: &str| {
+        Ok(vec![Planned::Unbuildable {
+            items,
+            reason: reason.into(),
+        }])
+    };
+    let ChannelSettings::Csod { base_url } = &context.config.settings else {
+        return unbuildable(items, "not a Cornerstone configuration");
+    };
+    let (Some(user), Some(password)) = (
+        context.config.secret("client_id"),
+        context.config.secret("client_secret"),
+    ) else {
+        return unbuildable(items, "the configuration has no client id and secret");
+    };
+    let Some(secrets) = context.secrets else {
+        return unbuildable(items, "no secrets key to open the launch tokens with");
+    };
+    let config = context.config.config_id.0;
+    let wanted: Vec<(Uuid, String)> = items
+        .iter()
+        .filter_map(|i| Some((i.learner_id?, i.payload["course_key"].as_str()?.to_string())))
+        .collect();
+    let customer = context.config.customer_id.0;
+    let launches = launches_of(context.pool, secrets, customer, &wanted).await?;
+    let latest = latest_token(context.pool, secrets, config).await?;
+    let mut plans = Vec::new();
+    for item in items {
+        let key = item.payload["course_key"].as_str().unwrap_or_default();
+        let launch = item
+            .learner_id
+            .and_then(|learner| launches.get(&(learner, key.to_string())));
+        let Some(launch) = launch else {
+            plans.push(Planned::Unbuildable {
+                items: vec![item],
+                reason: "no Cornerstone launch is recorded for this learner and course".into(),
+            });
+            continue;
+        };
+        let token = latest.as_ref().unwrap_or(&launch.session_token);
+        let request = Request {
+            method: Method::POST,
+            url: format!(
+                "{base_url}{}{PROGRESS_PATH}?sessionToken={}",
+                launch.callback_url,
+                urlencode(token)
+            ),
+            headers: vec![("Idempotency-Key".into(), item.item_id.to_string())],
+            auth: Auth::Basic {
+                user: user.to_string(),
+                password: password.to_string(),
+            },
+            body: crate::channel::Body::Json(progress(
+                &item,
+                key,
+                &launch.user_guid,
+                &launch.session_token,
+            )),
+            private: vec![
+                launch.user_guid.clone(),
+                launch.session_token.clone(),
+                token.clone(),
+            ],
+        };
+        plans.push(Planned::Send {
+            items: vec![item],
+            request,
+        });
+    }
+    Ok(plans)
+}
+
+/// The progress body of a learner row: an array of one object (keys sorted).
+pub fn progress(
+    item: &OutboxItem,
+    course_key: &str,
+    user_guid: &str,
+    session_token: &str,
+) -> Value {
+    let grade = item.payload["grade"].as_str();
+    let in_progress = !matches!(grade, Some("Pass" | "Fail"));
+    let completion_date = item.payload["completed_at"]
+        .as_str()
+        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| {
+            at.with_timezone(&Utc)
+                .format("%Y-%m-%dT%H:%M:%S+00:00")
+                .to_string()
+        });
+    let mut progress = Map::new();
+    progress.insert("completionDate".into(), json!(completion_date));
+    progress.insert("courseId".into(), json!(course_id(course_key)));
+    progress.insert("sessionToken".into(), json!(session_token));
+    progress.insert(
+        "status".into(),
+        json!(if in_progress {
+            "In Progress"
+        } else {
+            "Completed"
+        }),
+    );
+    if grade != Some("In Progress") {
+        progress.insert("successStatus".into(), json!(grade));
+    }
+    progress.insert("userGuid".into(), json!(user_guid));
+    json!([Value::Object(progress)])
 }
 
 /// Cornerstone's id of a course key.

@@ -13,7 +13,7 @@
 //! - [`record`]: outcomes as `TransmissionAttempted` events (the transmission audit);
 //! - `directory`: the learner and content data requests need;
 //! - channels: [`xapi`], [`degreed`], [`cornerstone`] (its pull endpoint:
-//!   [`cornerstone::router`]);
+//!   [`cornerstone::router`]; the learners' launch parameters: [`cornerstone_launch`]);
 //! - [`fakes`]: strict fake servers of the remote systems, for tests and by hand.
 
 #![forbid(unsafe_code)]
@@ -23,6 +23,7 @@ mod channels;
 pub mod config;
 pub mod consent;
 pub mod cornerstone;
+pub mod cornerstone_launch;
 pub mod degreed;
 mod directory;
 pub mod fakes;

@@ -258,6 +258,7 @@ impl Worker {
                 pool: &self.pool,
                 config: &config,
                 lms_domain: self.options.lms_domain.clone(),
+                secrets: self.options.secrets.as_ref(),
             };
             let (content, learners): (Vec<_>, Vec<_>) =
                 rows.into_iter().partition(|i| i.kind == ItemKind::Content);

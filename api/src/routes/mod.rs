@@ -102,6 +102,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(lms::record_completion_fact))
         .routes(routes!(lms::upsert_content))
         .routes(routes!(cornerstone::cornerstone_course_list))
+        .routes(routes!(cornerstone::save_learner_information))
         .routes(routes!(coupons::create_coupon, coupons::list_coupons))
         .routes(routes!(coupons::list_codes))
         .routes(routes!(coupons::assign_codes))

@@ -3,6 +3,7 @@
 //! fields and their types), records what it accepted, and can be told to misbehave for the
 //! next requests: 429 with `Retry-After`, 5xx, a slow answer, a dropped connection, bad JSON.
 
+pub mod cornerstone;
 pub mod degreed;
 pub mod xapi;
 
