@@ -177,6 +177,9 @@ pub struct Recorded {
     pub session_token: String,
 }
 
+/// A stored launch: learner, course key, user guid, callback and the sealed token.
+type LaunchRow = (Uuid, String, String, String, Vec<u8>, Vec<u8>);
+
 /// The launches recorded for these (learner, course key) pairs of a customer; a launch whose
 /// token does not open with `secrets` is left out.
 pub async fn launches_of(
@@ -186,7 +189,7 @@ pub async fn launches_of(
     wanted: &[(Uuid, String)],
 ) -> Result<HashMap<(Uuid, String), Recorded>, sqlx::Error> {
     let (learners, keys): (Vec<Uuid>, Vec<String>) = wanted.iter().cloned().unzip();
-    let rows: Vec<(Uuid, String, String, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+    let rows: Vec<LaunchRow> = sqlx::query_as(
         "SELECT l.learner_id, l.course_key, l.user_guid, l.callback_url, l.token_nonce,
                 l.token_ciphertext
            FROM cornerstone_launches l
