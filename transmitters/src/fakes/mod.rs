@@ -4,6 +4,7 @@
 //! next requests: 429 with `Retry-After`, 5xx, a slow answer, a dropped connection, bad JSON.
 
 pub mod degreed;
+pub mod sap;
 pub mod xapi;
 
 use axum::body::Body;

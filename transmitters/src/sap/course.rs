@@ -186,9 +186,7 @@ fn enrollable(metadata: &Value, end: Option<DateTime<Utc>>, now: DateTime<Utc>) 
     }
     let closed = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at <= now);
     let opens = date(&attributes["enrollment_start"]);
-    !closed(end)
-        && !closed(date(&attributes["enrollment_end"]))
-        && !opens.is_some_and(|at| at > now)
+    !closed(end) && !closed(date(&attributes["enrollment_end"])) && opens.is_none_or(|at| at <= now)
 }
 
 /// Epoch milliseconds of an RFC 3339 instant (completion timestamps).
