@@ -3,6 +3,7 @@
 use crate::channel::ChannelClient;
 use crate::cornerstone::Cornerstone;
 use crate::degreed::Degreed;
+use crate::sap::Sap;
 use crate::xapi::Xapi;
 use domain::channel::ChannelSettings;
 use std::sync::Arc;
@@ -13,6 +14,6 @@ pub fn client_for(settings: &ChannelSettings) -> Arc<dyn ChannelClient> {
         ChannelSettings::Xapi { .. } => Arc::new(Xapi),
         ChannelSettings::Degreed2 { .. } => Arc::new(Degreed),
         ChannelSettings::Csod { .. } => Arc::new(Cornerstone),
-        _ => Arc::new(crate::unsupported::Unsupported),
+        ChannelSettings::Sap { .. } => Arc::new(Sap),
     }
 }

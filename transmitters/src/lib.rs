@@ -13,7 +13,8 @@
 //! - [`record`]: outcomes as `TransmissionAttempted` events (the transmission audit);
 //! - `directory`: the learner and content data requests need;
 //! - channels: [`xapi`], [`degreed`], [`cornerstone`] (its pull endpoint:
-//!   [`cornerstone::router`]; the learners' launch parameters: [`cornerstone_launch`]);
+//!   [`cornerstone::router`]; the learners' launch parameters: [`cornerstone_launch`]),
+//!   [`sap`] (with the periodic unlinking of SAP's inactive students, [`sap::inactive`]);
 //! - [`fakes`]: strict fake servers of the remote systems, for tests and by hand.
 
 #![forbid(unsafe_code)]
@@ -31,7 +32,7 @@ pub mod http;
 pub mod lease;
 pub mod limits;
 pub mod record;
-mod unsupported;
+pub mod sap;
 pub mod worker;
 pub mod xapi;
 

@@ -21,6 +21,7 @@ use crate::http::Http;
 use crate::lease;
 use crate::limits::{CircuitBreaker, TokenBucket};
 use crate::record::{Outcome, Recorder, ACTOR};
+use crate::sap::inactive::InactiveSync;
 use domain::membership::{membership_stream_id, LearnerMemberships, MembershipCommand};
 use domain::transmission::TransmissionStatus;
 use projections::read_models::outbox::{claim, complete, fail, ItemKind, OutboxItem};
@@ -69,6 +70,9 @@ pub struct WorkerOptions {
     pub secrets: Option<SecretBox>,
     /// The LMS's domain, as xAPI activity ids name it.
     pub lms_domain: String,
+    /// How often SAP's inactive students are unlinked (see [`crate::sap::inactive`]), the
+    /// first time when the workers start; `None` never.
+    pub sap_inactive_sync: Option<Duration>,
 }
 
 impl Default for WorkerOptions {
@@ -91,6 +95,7 @@ impl Default for WorkerOptions {
             config_ttl: Duration::from_secs(5),
             secrets: None,
             lms_domain: "localhost".into(),
+            sap_inactive_sync: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -184,6 +189,24 @@ pub async fn run(
                         _ = tokio::time::sleep(worker.options.poll) => {}
                         _ = stopped.changed() => {}
                     }
+                }
+            }
+        });
+    }
+    if let Some(every) = worker.options.sap_inactive_sync {
+        let (worker, mut stopped) = (worker.clone(), stopped.clone());
+        loops.spawn(async move {
+            while !*stopped.borrow() {
+                match worker.sync_sap_inactive().await {
+                    Ok(report) if report.unlinked > 0 || report.failed > 0 => {
+                        tracing::info!(?report, "SAP inactive-learner sync")
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "SAP inactive-learner sync failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.changed() => {}
                 }
             }
         });
@@ -615,19 +638,17 @@ impl Worker {
         let Some(learner) = item.learner_id else {
             return;
         };
-        let command = MembershipCommand::UnlinkLearner {
-            learner_id: domain::ids::LearnerId(learner),
-            customer_id: domain::ids::CustomerId(item.customer_id),
-            is_relinkable: true,
-        };
-        let stream = membership_stream_id(domain::ids::LearnerId(learner));
-        if let Err(error) = self
-            .store
-            .execute::<LearnerMemberships>(&stream, command, &(), &CommandMetadata::new(ACTOR))
-            .await
-        {
+        if let Err(error) = unlink_learner(&self.store, item.customer_id, learner).await {
             tracing::warn!(%error, item = %item.item_id, "unlinking a learner the remote refused");
         }
+    }
+
+    /// Unlinks the learners SAP lists as inactive, for every active SAP configuration, once.
+    pub async fn sync_sap_inactive(&self) -> Result<InactiveSync, WorkerError> {
+        Ok(
+            crate::sap::inactive::sync_all(&self.pool, &self.store, &self.http, &self.configs)
+                .await?,
+        )
     }
 
     async fn record(
@@ -641,6 +662,25 @@ impl Worker {
             .await
             .map_err(|e| WorkerError::Record(e.to_string()))
     }
+}
+
+/// Unlinks a learner from a customer, relinkably (edX's `active=False` on a remote's refusal).
+pub(crate) async fn unlink_learner(
+    store: &EventStore,
+    customer: Uuid,
+    learner: Uuid,
+) -> Result<(), String> {
+    let command = MembershipCommand::UnlinkLearner {
+        learner_id: domain::ids::LearnerId(learner),
+        customer_id: domain::ids::CustomerId(customer),
+        is_relinkable: true,
+    };
+    let stream = membership_stream_id(domain::ids::LearnerId(learner));
+    store
+        .execute::<LearnerMemberships>(&stream, command, &(), &CommandMetadata::new(ACTOR))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn count(report: &mut TurnReport, status: TransmissionStatus) {

@@ -5,6 +5,7 @@
 
 pub mod cornerstone;
 pub mod degreed;
+pub mod sap;
 pub mod xapi;
 
 use axum::body::Body;
