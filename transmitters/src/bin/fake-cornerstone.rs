@@ -1,5 +1,5 @@
 //! A fake Cornerstone User Progress API to run by hand:
-//! `fake-cornerstone --bind 127.0.0.1:8091 --key k --secret s --session-token t`.
+//! `fake-cornerstone --bind 127.0.0.1:8092 --key k --secret s --session-token t`.
 //! Accepts progress records as `transmitters::fakes::cornerstone` describes (at any path ending
 //! in `/progress`) and prints each one it accepts.
 
@@ -11,7 +11,7 @@ use transmitters::fakes::{cornerstone::FakeCornerstone, serve};
 #[derive(Parser)]
 struct Args {
     /// Address to listen on.
-    #[arg(long, env = "FAKE_CSOD_BIND", default_value = "127.0.0.1:8091")]
+    #[arg(long, env = "FAKE_CSOD_BIND", default_value = "127.0.0.1:8092")]
     bind: SocketAddr,
     /// The Basic-auth user accepted (the configuration's `client_id`).
     #[arg(long, env = "FAKE_CSOD_KEY", default_value = "key")]
