@@ -19,6 +19,13 @@ pub trait Projection: Send + Sync {
     /// no serial columns and no foreign keys, so that `CREATE TABLE (LIKE ...)` copies them whole.
     fn tables(&self) -> &'static [&'static str];
 
+    /// The aggregate types whose events the projection applies; `None` (the default) for all.
+    /// The runner reads only these from the log: every other event is skipped unread, so this
+    /// list must name every type `apply` uses.
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Applies one event. Events of aggregates the projection does not read are simply ignored.
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError>;
 

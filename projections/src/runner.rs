@@ -78,17 +78,37 @@ pub(crate) async fn apply_pending(
     before: Option<LogPosition>,
 ) -> Result<Batch, RunnerError> {
     let from = checkpoint::lock(conn, name).await?;
-    let mut events = log::read_after(&mut *conn, from, limit).await?;
+    let (mut events, mut reached) = match projection.reads() {
+        None => (log::read_after(&mut *conn, from, limit).await?, None),
+        Some(types) => {
+            let head = log::head(&mut *conn).await?;
+            if head <= from {
+                (Vec::new(), None)
+            } else {
+                let events = log::read_of_types(&mut *conn, from, head, limit, types).await?;
+                // A short batch saw every event up to the head: the checkpoint moves there,
+                // past the events of other types.
+                let short = (events.len() as i64) < limit;
+                (events, short.then_some(head))
+            }
+        }
+    };
     if let Some(before) = before {
         events.retain(|e| e.position < before);
+        reached = None;
     }
-    let Some(last) = events.last().map(|e| e.position) else {
+    let Some(last) = reached.or_else(|| events.last().map(|e| e.position)) else {
         return Ok(Batch {
             applied: 0,
             position: from,
         });
     };
-    match projection.apply_batch(conn, &events).await {
+    let applied = if events.is_empty() {
+        Ok(())
+    } else {
+        projection.apply_batch(conn, &events).await
+    };
+    match applied {
         Ok(()) => {}
         Err((_, ApplyError::Database(e))) if e.as_database_error().is_none() => {
             return Err(e.into())

@@ -339,3 +339,78 @@ async fn rebuilds_give_the_same_rows_as_incremental_catch_up(pool: PgPool) {
             .unwrap();
     assert_eq!(leftovers, 0);
 }
+
+/// A recorder that reads only the `test` aggregate's events.
+struct Picky(Recorder);
+
+#[async_trait]
+impl Projection for Picky {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        self.0.tables()
+    }
+
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&["test"])
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
+        assert_eq!(event.aggregate_type, "test", "an event it does not read");
+        self.0.apply(conn, event).await
+    }
+}
+
+/// Appends `count` events of another aggregate type.
+async fn append_other(pool: &PgPool, stream: &str, count: i64) {
+    for sequence in 1..=count {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('other', $1, $2, 'Other', '1.0', '{}', '{}')",
+        )
+        .bind(stream)
+        .bind(sequence)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_projection_reading_some_types_gets_all_of_them_and_ends_at_the_head(pool: PgPool) {
+    setup(&pool).await;
+    append(&pool, "s", 2, "Tested").await;
+    append_other(&pool, "o1", 3).await;
+    append(&pool, "s", 3, "Tested").await;
+    append_other(&pool, "o2", 4).await;
+    e2e_tests::read_log(&pool, 12).await;
+    let wanted: Vec<i64> = sqlx::query_scalar(
+        "SELECT global_position FROM events WHERE aggregate_type = 'test' ORDER BY global_position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(wanted.len(), 5);
+
+    // Batches of two: full batches end at their last event, the short one at the head.
+    let position = runner::catch_up(&pool, &Picky(Recorder::new("a")), options(2))
+        .await
+        .unwrap();
+    let applied: Vec<i64> = recorded(&pool).await.into_iter().map(|(p, _)| p).collect();
+    assert_eq!(applied, wanted);
+    let head = store::log::head(&pool).await.unwrap();
+    assert_eq!(position, head, "past the other types' events");
+    let status = status::all(&pool).await.unwrap();
+    assert_eq!((status[0].lag_events, status[0].position), (0, head));
+
+    // More of both: only the new `test` events are applied.
+    append_other(&pool, "o3", 2).await;
+    append(&pool, "s", 1, "Tested").await;
+    e2e_tests::read_log(&pool, 15).await;
+    runner::catch_up(&pool, &Picky(Recorder::new("a")), options(2))
+        .await
+        .unwrap();
+    assert_eq!(recorded(&pool).await.len(), 6);
+}

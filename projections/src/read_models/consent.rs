@@ -44,6 +44,10 @@ impl Projection for ConsentProjection {
         ]
     }
 
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&["consent", "customer", "enrollment", "content_item"])
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
         self.apply_batch(conn, std::slice::from_ref(event))
             .await

@@ -30,6 +30,10 @@ impl Projection for Customers {
         &["customers"]
     }
 
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&[<Customer as Aggregate>::TYPE])
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
         if event.aggregate_type != <Customer as Aggregate>::TYPE {
             return Ok(());

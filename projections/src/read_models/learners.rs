@@ -142,6 +142,10 @@ impl Projection for Learners {
         &["learners_memberships"]
     }
 
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&[MEMBERSHIP])
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
         self.apply_batch(conn, std::slice::from_ref(event))
             .await

@@ -124,6 +124,10 @@ impl Projection for Transmissions {
         &["transmission_attempts", "transmission_items"]
     }
 
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&[AGGREGATE])
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
         self.apply_batch(conn, std::slice::from_ref(event))
             .await

@@ -61,6 +61,10 @@ impl Projection for CatalogProjection {
         TABLES
     }
 
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&["content_item", "customer"])
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
         match event.aggregate_type.as_str() {
             "content_item" => apply_content(conn, decode(event)?).await,

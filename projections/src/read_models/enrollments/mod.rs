@@ -86,6 +86,17 @@ impl Projection for Enrollments {
         ]
     }
 
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&[
+            "enrollment",
+            "customer",
+            "content_item",
+            "consent",
+            "coupon",
+            "completion",
+        ])
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
         self.apply_batch(conn, std::slice::from_ref(event))
             .await

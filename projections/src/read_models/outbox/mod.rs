@@ -121,6 +121,18 @@ impl Projection for Outbox {
         TABLES
     }
 
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&[
+            "channel_configuration",
+            "customer",
+            "content_item",
+            "learner_membership",
+            "consent",
+            "enrollment",
+            "completion",
+        ])
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
         self.apply_batch(conn, std::slice::from_ref(event))
             .await
