@@ -283,6 +283,12 @@ async fn prepare(pool: &PgPool, world: &World, rows: usize) -> Result<(), Failur
     .bind(RUN)
     .execute(pool)
     .await?;
+    // Statistics for the freshly written tables, as autovacuum keeps them for a table that grew
+    // over time: without them the claim's anti-join is planned as a nested loop over every
+    // leased row, and each claim takes minutes.
+    sqlx::query("ANALYZE outbox_items, learners")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
