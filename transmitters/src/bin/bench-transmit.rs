@@ -398,7 +398,10 @@ async fn latency(
     .collect();
     // Let the runners catch up with the preparation before the clock starts.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let already = lrs.received().len();
+    let completed = |r: &transmitters::fakes::xapi::Received| {
+        r.statement["verb"]["id"] == transmitters::xapi::COMPLETED
+    };
+    let already = lrs.received().iter().filter(|r| completed(r)).count();
     let mut committed: HashMap<String, Instant> = HashMap::new();
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
     let mut tick = tokio::time::interval(interval);
@@ -421,12 +424,16 @@ async fn latency(
         committed.insert(format!("mailto:{email}"), at);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while lrs.received().len() < already + count && Instant::now() < deadline {
+    while lrs.received().iter().filter(|r| completed(r)).count() < already + count
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut latencies: Vec<Duration> = lrs
         .received()
         .iter()
+        // Only the completions: the enrollments' `registered` statements went out before.
+        .filter(|r| completed(r))
         .filter_map(|r| {
             let mbox = r.statement["actor"]["mbox"].as_str()?;
             let at = committed.get(mbox)?;
