@@ -243,8 +243,26 @@ async fn world(pool: &PgPool, secrets: &SecretBox, lrs: &str) -> Result<World, F
     store
         .execute::<ChannelConfiguration>(&channel_stream_id(config), create, &(), &meta())
         .await?;
-    for projection in [&ConsentProjection as &dyn Projection, &Outbox] {
-        runner::catch_up(pool, projection, RunnerOptions::default()).await?;
+    // Caught up until the outbox knows the configuration: a catch-up stops at the horizon of
+    // transactions in flight anywhere on the server (other databases' too), so one pass may
+    // leave the last events for later, and rows of an unknown configuration are never claimed.
+    let started = Instant::now();
+    loop {
+        for projection in [&ConsentProjection as &dyn Projection, &Outbox] {
+            runner::catch_up(pool, projection, RunnerOptions::default()).await?;
+        }
+        let known: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox_configs WHERE config_id = $1)")
+                .bind(config.0)
+                .fetch_one(pool)
+                .await?;
+        if known {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("the outbox did not learn the configuration within a minute".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(World {
         store,
