@@ -19,8 +19,8 @@ use domain::ids::{CatalogId, ChannelConfigId, CourseKey, CourseRunId, LearnerId}
 use domain::membership::{membership_stream_id, LearnerMemberships, MembershipCommand};
 use e2e_tests::{consent_not_required, consent_required, meta, project, World, RUN};
 use projections::read_models::outbox::{
-    claim, complete, fail, items_of_config, pending_counts, remote_content, requeue, FailOutcome,
-    ItemAction, ItemKind, ItemStatus, Outbox, OutboxItem,
+    claim, complete, complete_many, fail, items_of_config, pending_counts, remote_content, requeue,
+    FailOutcome, ItemAction, ItemKind, ItemStatus, Outbox, OutboxItem,
 };
 use projections::runner::RunnerOptions;
 use projections::Projection;
@@ -812,6 +812,41 @@ async fn claim_leases_due_rows_and_only_the_owner_completes_them(pool: PgPool) {
     assert!(!complete(&pool, item.item_id, "a").await.unwrap());
     let rows = items(&pool, config, ItemKind::Content).await;
     assert_eq!(statuses(&rows), [ItemStatus::Sent]);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn complete_many_completes_only_the_rows_the_owner_holds(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let other = "course-v1:edX+Other+2025";
+    publish(&world, run(other, "Other")).await;
+    let config = configure(&world, Channel::Degreed2, vec![]).await;
+    project(&pool, &Outbox).await;
+    let mine = claim(&pool, "a", 1, LEASE).await.unwrap();
+    let theirs = claim(&pool, "b", 1, LEASE).await.unwrap();
+    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    let both = [mine[0].item_id, theirs[0].item_id];
+
+    let mut tx = pool.begin().await.unwrap();
+    let done = complete_many(&mut tx, "a", &both).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(done, [mine[0].item_id]);
+    let rows = content_rows(&pool, config).await;
+    let status_of = |id: Uuid| rows.iter().find(|r| r.item_id == id).unwrap().status;
+    assert_eq!(status_of(mine[0].item_id), ItemStatus::Sent);
+    assert_eq!(status_of(theirs[0].item_id), ItemStatus::Leased);
+    let held = remote_content(&pool, config).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(Some(&held[0].1), mine[0].content_key.as_ref());
+
+    // Already sent rows are not completed again; the other owner completes its own.
+    let mut tx = pool.begin().await.unwrap();
+    let done = complete_many(&mut tx, "b", &both).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(done, [theirs[0].item_id]);
+    assert_eq!(remote_content(&pool, config).await.unwrap().len(), 2);
+    let mut tx = pool.begin().await.unwrap();
+    assert!(complete_many(&mut tx, "a", &both).await.unwrap().is_empty());
+    assert!(complete_many(&mut tx, "a", &[]).await.unwrap().is_empty());
 }
 
 #[sqlx::test(migrator = "store::db::MIGRATOR")]

@@ -11,15 +11,17 @@ use chrono::{Duration as Days, Utc};
 use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
 use domain::consent::Action;
 use domain::ids::ChannelConfigId;
+use domain::transmission::TransmissionStatus;
 use e2e_tests::{consent_required, meta, project, World, RUN};
 use projections::read_models::consent::ConsentProjection;
-use projections::read_models::outbox::{requeue, ItemAction, ItemStatus, OutboxItem};
+use projections::read_models::outbox::{claim, requeue, ItemAction, ItemStatus, OutboxItem};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use transmitters::fakes::xapi::FakeLrs;
 use transmitters::fakes::{serve, Fault, Running};
+use transmitters::record::{Outcome, Recorder};
 use transmitters::{Worker, WorkerOptions};
 use uuid::Uuid;
 
@@ -311,6 +313,96 @@ async fn a_worker_killed_mid_batch_leaves_everything_to_the_next_one(pool: PgPoo
         assert!(ids.contains(&key));
         assert_eq!(request.statement["id"], Value::String(key));
     }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_batch_of_sends_is_recorded_and_completed_row_by_row(pool: PgPool) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 40).await;
+    project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
+    let wide = WorkerOptions {
+        concurrency: 16,
+        ..options()
+    };
+    let report = Worker::new(s.pool.clone(), wide).turn("w1").await.unwrap();
+    // The course's content row is claimed too, and skipped: an LRS holds no catalog.
+    assert_eq!(
+        (report.claimed, report.sent, report.skipped),
+        (41, 40, 1),
+        "{report:?}"
+    );
+    let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
+    assert_eq!(rows.len(), 40);
+    for row in &rows {
+        assert_eq!(row.status, ItemStatus::Sent);
+        assert_eq!(audit(&s.pool, row.item_id).await, ["sent"]);
+    }
+    assert_eq!(s.lrs.received().len(), 40);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_grouped_completion_records_every_attempt_but_completes_only_the_owners_rows(
+    pool: PgPool,
+) {
+    let s = setup(pool, false).await;
+    completing_learners(&s.world, 1, 10).await;
+    project_all(&s.pool).await;
+    registrations_aside(&s.pool).await;
+    let claimed: Vec<OutboxItem> = claim(&s.pool, "a", 20, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.action == ItemAction::Completion)
+        .collect();
+    assert_eq!(claimed.len(), 10);
+    let recorder = Recorder::start(s.world.store.clone());
+    let sent = |item| Outcome {
+        status: TransmissionStatus::Sent,
+        answer: None,
+        note: Some(format!("sent {item}")),
+        duration: Duration::ZERO,
+    };
+    // Half of them as if their lease had passed to another worker; all at once, so they
+    // share groups.
+    let mut settling = tokio::task::JoinSet::new();
+    for (n, item) in claimed.iter().cloned().enumerate() {
+        let recorder = recorder.clone();
+        let owner = if n % 2 == 0 { "a" } else { "b" };
+        settling.spawn(async move {
+            let outcome = sent(item.item_id);
+            let completed = recorder.record_and_complete(&item, &outcome, None, owner);
+            (n, completed.await)
+        });
+    }
+    let mut settled: Vec<_> = settling.join_all().await;
+    settled.sort_by_key(|(n, _)| *n);
+    let settled = settled.into_iter().map(|(_, completed)| completed);
+    let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
+    for (n, (item, completed)) in claimed.iter().zip(settled).enumerate() {
+        let row = rows.iter().find(|r| r.item_id == item.item_id).unwrap();
+        if n % 2 == 0 {
+            assert!(completed.unwrap());
+            assert_eq!(row.status, ItemStatus::Sent);
+        } else {
+            assert!(!completed.unwrap());
+            assert_eq!(row.status, ItemStatus::Leased);
+            assert_eq!(row.lease_owner.as_deref(), Some("a"));
+        }
+        assert_eq!(audit(&s.pool, item.item_id).await, ["sent"]);
+    }
+    // A later attempt of a recorded row goes through the command path, and completes too.
+    let again = rows
+        .iter()
+        .find(|r| r.status == ItemStatus::Leased)
+        .unwrap();
+    let outcome = sent(again.item_id);
+    let completed = recorder
+        .record_and_complete(again, &outcome, None, "a")
+        .await
+        .unwrap();
+    assert!(completed);
+    assert_eq!(audit(&s.pool, again.item_id).await, ["sent", "sent"]);
 }
 
 #[sqlx::test(migrator = "store::db::MIGRATOR")]

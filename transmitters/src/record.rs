@@ -8,6 +8,10 @@
 //! (`Transmission::decide` on an empty record) and inserted together; a clash on a sequence
 //! (another writer got there first) and every later attempt go through the event store's
 //! command path, one by one, with its optimistic concurrency.
+//!
+//! A successful attempt is recorded with [`Recorder::record_and_complete`]: the row is completed
+//! (if the caller still holds its lease) in the same transaction as the group's events, so a
+//! group of sends costs one commit, and a completed row never lacks its audit event.
 
 use crate::channel::{Answer, Request};
 use chrono::Utc;
@@ -19,8 +23,8 @@ use domain::transmission::{
     transmission_stream_id, Attempt, Transmission, TransmissionAction, TransmissionCommand,
     TransmissionStatus,
 };
-use projections::read_models::outbox::{ItemAction, OutboxItem};
-use std::collections::HashSet;
+use projections::read_models::outbox::{complete, complete_many, ItemAction, OutboxItem};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use store::{CommandMetadata, EventStore};
 use tokio::sync::{mpsc, oneshot};
@@ -115,7 +119,13 @@ async fn record_one(store: &EventStore, attempt: Attempt) -> Result<(), RecordEr
 /// Most attempts written in one transaction.
 const GROUP_MAX: usize = 512;
 
-type Waiting = (Attempt, oneshot::Sender<Result<(), RecordError>>);
+/// One attempt waiting for its group: the row to complete with it (under the lease owner
+/// named) if any, and where to say whether it was recorded (and completed).
+struct Waiting {
+    attempt: Attempt,
+    complete_as: Option<String>,
+    done: oneshot::Sender<Result<bool, RecordError>>,
+}
 
 /// Records attempts in groups (see the module doc). Cheap to clone.
 #[derive(Clone)]
@@ -149,10 +159,38 @@ impl Recorder {
         outcome: &Outcome<'_>,
         request: Option<&Request>,
     ) -> Result<(), RecordError> {
-        let attempt = attempt(item, outcome, request)?;
+        self.enqueue(attempt(item, outcome, request)?, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Records one attempt and completes its row if `owner` holds the row's lease, in the next
+    /// group's transaction. True when the row was completed, false when the lease is not
+    /// `owner`'s (the attempt is recorded either way).
+    pub async fn record_and_complete(
+        &self,
+        item: &OutboxItem,
+        outcome: &Outcome<'_>,
+        request: Option<&Request>,
+        owner: &str,
+    ) -> Result<bool, RecordError> {
+        self.enqueue(attempt(item, outcome, request)?, Some(owner.to_string()))
+            .await
+    }
+
+    async fn enqueue(
+        &self,
+        attempt: Attempt,
+        complete_as: Option<String>,
+    ) -> Result<bool, RecordError> {
         let (done, committed) = oneshot::channel();
+        let waiting = Waiting {
+            attempt,
+            complete_as,
+            done,
+        };
         self.queue
-            .send((attempt, done))
+            .send(waiting)
             .await
             .map_err(|_| RecordError::Store("the recorder stopped".into()))?;
         committed
@@ -164,7 +202,7 @@ impl Recorder {
 async fn write_group(store: &EventStore, group: Vec<Waiting>) {
     let streams: Vec<String> = group
         .iter()
-        .map(|(a, _)| transmission_stream_id(a.item_id))
+        .map(|w| transmission_stream_id(w.attempt.item_id))
         .collect();
     let existing: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
         "SELECT DISTINCT aggregate_id FROM events
@@ -177,53 +215,85 @@ async fn write_group(store: &EventStore, group: Vec<Waiting>) {
         Ok(found) => found.into_iter().collect(),
         Err(error) => {
             let error = error.to_string();
-            for (_, done) in group {
-                let _ = done.send(Err(RecordError::Store(error.clone())));
+            for waiting in group {
+                let _ = waiting.done.send(Err(RecordError::Store(error.clone())));
             }
             return;
         }
     };
     let mut opened: HashSet<&str> = HashSet::new();
-    let mut fresh = Vec::new();
-    let mut one_by_one = Vec::new();
-    for ((attempt, done), stream) in group.into_iter().zip(&streams) {
-        if existing.contains(stream) || !opened.insert(stream.as_str()) {
-            one_by_one.push((attempt, done));
-        } else {
-            fresh.push((stream.clone(), attempt, done));
-        }
-    }
     let mut decided = Vec::new();
+    let mut one_by_one = Vec::new();
     let mut rows = EventRows::default();
-    for (stream, attempt, done) in fresh {
-        match Transmission::default().decide(attempt.clone()) {
+    for (waiting, stream) in group.into_iter().zip(&streams) {
+        if existing.contains(stream) || !opened.insert(stream.as_str()) {
+            one_by_one.push(waiting);
+            continue;
+        }
+        match Transmission::default().decide(waiting.attempt.clone()) {
             Ok(event) => {
-                rows.push(&stream, &event);
-                decided.push((attempt, done));
+                rows.push(stream, &event);
+                decided.push(waiting);
             }
             Err(error) => {
-                let _ = done.send(Err(RecordError::Store(error.to_string())));
+                let _ = waiting
+                    .done
+                    .send(Err(RecordError::Store(error.to_string())));
             }
         }
     }
     if !decided.is_empty() {
-        match rows.insert(store.pool()).await {
-            Ok(()) => {
-                for (_, done) in decided {
-                    let _ = done.send(Ok(()));
+        match insert_and_complete(store.pool(), &rows, &decided).await {
+            Ok(completed) => {
+                for waiting in decided {
+                    let done = completed.contains(&waiting.attempt.item_id);
+                    let _ = waiting.done.send(Ok(done));
                 }
-                // Wake the log readers as the store does after its commits.
-                let _ = sqlx::query("SELECT pg_notify('events', '')")
-                    .execute(store.pool())
-                    .await;
             }
             // A stream opened meanwhile by another writer: each through the command path.
             Err(_) => one_by_one.extend(decided),
         }
     }
-    for (attempt, done) in one_by_one {
-        let _ = done.send(record_one(store, attempt).await);
+    for waiting in one_by_one {
+        let outcome = record_one(store, waiting.attempt.clone()).await;
+        let outcome = match (outcome, &waiting.complete_as) {
+            (Ok(()), Some(owner)) => complete(store.pool(), waiting.attempt.item_id, owner)
+                .await
+                .map_err(|e| RecordError::Store(e.to_string())),
+            (outcome, _) => outcome.map(|()| false),
+        };
+        let _ = waiting.done.send(outcome);
     }
+}
+
+/// One transaction: the group's new streams, then the rows to complete, per lease owner.
+/// Returns the ids of the rows completed.
+async fn insert_and_complete(
+    pool: &sqlx::PgPool,
+    rows: &EventRows,
+    decided: &[Waiting],
+) -> Result<HashSet<uuid::Uuid>, sqlx::Error> {
+    let mut per_owner: BTreeMap<&str, Vec<uuid::Uuid>> = BTreeMap::new();
+    for waiting in decided {
+        if let Some(owner) = &waiting.complete_as {
+            per_owner
+                .entry(owner.as_str())
+                .or_default()
+                .push(waiting.attempt.item_id);
+        }
+    }
+    let mut tx = pool.begin().await?;
+    rows.insert(&mut tx).await?;
+    let mut completed = HashSet::new();
+    for (owner, items) in per_owner {
+        completed.extend(complete_many(&mut tx, owner, &items).await?);
+    }
+    // Wake the log readers as the store does after its commits (delivered at commit).
+    sqlx::query("SELECT pg_notify('events', '')")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(completed)
 }
 
 /// New streams' first events, as columns for one insert.
@@ -248,8 +318,8 @@ impl EventRows {
         }));
     }
 
-    /// One statement, one transaction: every event at sequence 1 of its stream.
-    async fn insert(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    /// One statement: every event at sequence 1 of its stream.
+    async fn insert(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO events
                     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
@@ -261,7 +331,7 @@ impl EventRows {
         .bind(&self.types)
         .bind(&self.payloads)
         .bind(&self.metadata)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|_| ())
     }

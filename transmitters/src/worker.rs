@@ -24,7 +24,7 @@ use crate::record::{Outcome, Recorder, ACTOR};
 use crate::sap::inactive::InactiveSync;
 use domain::membership::{membership_stream_id, LearnerMemberships, MembershipCommand};
 use domain::transmission::TransmissionStatus;
-use projections::read_models::outbox::{claim, complete, fail, ItemKind, OutboxItem};
+use projections::read_models::outbox::{claim, fail, ItemKind, OutboxItem};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::future::Future;
@@ -415,8 +415,8 @@ impl Worker {
                         note: Some(reason.clone()),
                         duration: Duration::ZERO,
                     };
-                    self.record(item, &outcome, None).await?;
-                    complete(&self.pool, item.item_id, owner).await?;
+                    self.record_and_complete(item, &outcome, None, owner)
+                        .await?;
                     report.skipped += 1;
                 }
                 return Ok(());
@@ -557,7 +557,6 @@ impl Worker {
             note: None,
             duration: answer.duration,
         };
-        self.record(item, &outcome, Some(request)).await?;
         let error = || {
             let code = answer
                 .status
@@ -568,11 +567,13 @@ impl Worker {
         };
         match verdict {
             Verdict::Success => {
-                complete(&self.pool, item.item_id, owner).await?;
-                report.sent += 1;
-                return Ok(());
+                // The audit event and the completion commit together, with the other rows
+                // that finish at about the same time.
+                self.record_and_complete(item, &outcome, Some(request), owner)
+                    .await?;
             }
             Verdict::Retryable => {
+                self.record(item, &outcome, Some(request)).await?;
                 fail(
                     &self.pool,
                     item.item_id,
@@ -584,6 +585,7 @@ impl Worker {
                 .await?;
             }
             Verdict::UnlinkLearner | Verdict::Permanent => {
+                self.record(item, &outcome, Some(request)).await?;
                 if verdict == Verdict::UnlinkLearner {
                     self.unlink(item).await;
                 }
@@ -649,6 +651,21 @@ impl Worker {
             crate::sap::inactive::sync_all(&self.pool, &self.store, &self.http, &self.configs)
                 .await?,
         )
+    }
+
+    /// Records the attempt and completes the row (if `owner` still holds its lease) in one
+    /// transaction shared with other rows (see [`Recorder::record_and_complete`]).
+    async fn record_and_complete(
+        &self,
+        item: &OutboxItem,
+        outcome: &Outcome<'_>,
+        request: Option<&Request>,
+        owner: &str,
+    ) -> Result<bool, WorkerError> {
+        self.recorder
+            .record_and_complete(item, outcome, request, owner)
+            .await
+            .map_err(|e| WorkerError::Record(e.to_string()))
     }
 
     async fn record(

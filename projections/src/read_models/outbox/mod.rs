@@ -65,8 +65,9 @@ mod learners;
 pub mod queue;
 
 pub use queue::{
-    claim, complete, fail, items_of_config, pending_counts, remote_content, requeue, FailOutcome,
-    ItemAction, ItemKind, ItemStatus, OutboxItem, StatusCount, BACKOFF_BASE, BACKOFF_MAX,
+    claim, complete, complete_many, fail, items_of_config, pending_counts, remote_content, requeue,
+    FailOutcome, ItemAction, ItemKind, ItemStatus, OutboxItem, StatusCount, BACKOFF_BASE,
+    BACKOFF_MAX,
 };
 
 use crate::projection::{decode, ApplyError, Projection};

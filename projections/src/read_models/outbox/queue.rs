@@ -8,7 +8,7 @@
 //!   what the remote holds (an in-flight create may have completed since the row was queued);
 //!   a delete of an item the remote does not hold is cancelled there instead of being sent.
 //! - [`complete`] (the lease owner only) marks the row sent and records what the remote now
-//!   holds. [`fail`] (the lease owner only) counts the attempt and reschedules the row with
+//!   holds; [`complete_many`] does it for many rows in the caller's transaction. [`fail`] (the lease owner only) counts the attempt and reschedules the row with
 //!   exponential backoff and jitter (or after the remote's `Retry-After`), dead-letters it at the
 //!   maximum, or cancels it when the projection queued a newer row for the subject meanwhile.
 //! - These writes are the queue's operational state: a rebuild of the read model does not keep
@@ -17,7 +17,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::{PgExecutor, PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -228,53 +228,103 @@ pub async fn claim(
     rows.iter().map(OutboxItem::from_row).collect()
 }
 
-/// What `complete` needs of the row it marked sent: configuration, kind, presence, content.
-type SentRow = (Uuid, String, bool, Option<String>, Option<String>);
+/// What [`complete_many`] needs of a row it marked sent: id, configuration, kind, presence,
+/// content.
+type SentRow = (Uuid, Uuid, String, bool, Option<String>, Option<String>);
 
 /// Marks a leased row sent, if `owner` still holds its lease (an expired lease not yet claimed
 /// again still counts), and records what the remote now holds. False when the lease is not
 /// `owner`'s.
 pub async fn complete(pool: &PgPool, item_id: Uuid, owner: &str) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let sent: Option<SentRow> = sqlx::query_as(
+    let done = complete_many(&mut tx, owner, &[item_id]).await?;
+    tx.commit().await?;
+    Ok(!done.is_empty())
+}
+
+/// [`complete`] for many rows in the caller's transaction, in one statement per table: marks
+/// sent the rows of `items` whose lease `owner` holds and records what the remote now holds.
+/// Returns the ids it completed; rows leased by another owner (or no longer leased) are left
+/// as they are.
+pub async fn complete_many(
+    conn: &mut PgConnection,
+    owner: &str,
+    items: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sent: Vec<SentRow> = sqlx::query_as(
         "UPDATE outbox_items
             SET status = 'sent', lease_expires_at = NULL, last_error = NULL, updated_at = now()
-          WHERE item_id = $1 AND status = 'leased' AND lease_owner = $2
-         RETURNING config_id, kind, present, content_type, content_key",
+          WHERE item_id = ANY ($1) AND status = 'leased' AND lease_owner = $2
+         RETURNING item_id, config_id, kind, present, content_type, content_key",
     )
-    .bind(item_id)
+    .bind(items)
     .bind(owner)
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some((config_id, kind, present, content_type, content_key)) = sent else {
-        return Ok(false);
-    };
-    if kind == ItemKind::Content.as_str() {
-        let holds = if present {
-            sqlx::query(
-                "INSERT INTO outbox_remote_content
-                        (config_id, content_type, content_key, item_id, sent_at)
-                 VALUES ($1, $2, $3, $4, now())
-                 ON CONFLICT (config_id, content_type, content_key) DO UPDATE
-                    SET item_id = EXCLUDED.item_id, sent_at = EXCLUDED.sent_at",
-            )
-            .bind(config_id)
-            .bind(content_type)
-            .bind(content_key)
-            .bind(item_id)
-        } else {
-            sqlx::query(
-                "DELETE FROM outbox_remote_content
-                  WHERE config_id = $1 AND content_type = $2 AND content_key = $3",
-            )
-            .bind(config_id)
-            .bind(content_type)
-            .bind(content_key)
+    // A claim leases one row per configuration x subject at a time, so no two rows here name
+    // the same remote content.
+    let mut held = RemoteContent::default();
+    let mut gone = RemoteContent::default();
+    for (item_id, config_id, kind, present, content_type, content_key) in &sent {
+        if kind != ItemKind::Content.as_str() {
+            continue;
+        }
+        let (Some(content_type), Some(content_key)) = (content_type, content_key) else {
+            continue;
         };
-        holds.execute(&mut *tx).await?;
+        let into = if *present { &mut held } else { &mut gone };
+        into.push(*item_id, *config_id, content_type, content_key);
     }
-    tx.commit().await?;
-    Ok(true)
+    if !held.items.is_empty() {
+        sqlx::query(
+            "INSERT INTO outbox_remote_content
+                    (config_id, content_type, content_key, item_id, sent_at)
+             SELECT c, t, k, i, now()
+               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[]) AS h(c, t, k, i)
+             ON CONFLICT (config_id, content_type, content_key) DO UPDATE
+                SET item_id = EXCLUDED.item_id, sent_at = EXCLUDED.sent_at",
+        )
+        .bind(&held.configs)
+        .bind(&held.types)
+        .bind(&held.keys)
+        .bind(&held.items)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !gone.items.is_empty() {
+        sqlx::query(
+            "DELETE FROM outbox_remote_content r
+              USING UNNEST($1::uuid[], $2::text[], $3::text[]) AS g(c, t, k)
+              WHERE r.config_id = g.c AND r.content_type = g.t AND r.content_key = g.k",
+        )
+        .bind(&gone.configs)
+        .bind(&gone.types)
+        .bind(&gone.keys)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(sent.into_iter().map(|row| row.0).collect())
+}
+
+/// Content rows of one [`complete_many`], as columns for one statement.
+#[derive(Default)]
+struct RemoteContent {
+    items: Vec<Uuid>,
+    configs: Vec<Uuid>,
+    types: Vec<String>,
+    keys: Vec<String>,
+}
+
+impl RemoteContent {
+    fn push(&mut self, item: Uuid, config: Uuid, content_type: &str, content_key: &str) {
+        self.items.push(item);
+        self.configs.push(config);
+        self.types.push(content_type.to_string());
+        self.keys.push(content_key.to_string());
+    }
 }
 
 /// What [`fail`] did with the row.
