@@ -87,11 +87,12 @@ pub(super) async fn apply_membership(
 
 /// Records an enrollment's mode (the enrolled one, then each change). A new enrollment is
 /// queued as a registration for the customer's live configurations whose channel sends them
-/// (xAPI's `registered` statements), by the same eligibility as a completion.
+/// (xAPI's `registered` statements), by the same eligibility as a completion. `registering`:
+/// the customers with a configuration of such a channel.
 pub(super) async fn apply_enrollment(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
-    configured: &HashSet<Uuid>,
+    registering: &HashSet<Uuid>,
     event: EnrollmentEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -118,7 +119,7 @@ pub(super) async fn apply_enrollment(
     let Some(enrolled_at) = enrolled_at else {
         return Ok(());
     };
-    if !configured.contains(&customer) {
+    if !registering.contains(&customer) {
         return Ok(());
     }
     let configs = live_configs(conn, customer, REGISTRATION_CHANNELS).await?;
@@ -449,7 +450,7 @@ const COMPLETION_CHANNELS: &[Channel] = &[
     Channel::Xapi,
 ];
 const COMPLETION_RESEND_CHANNELS: &[Channel] = &[Channel::Degreed2, Channel::Csod, Channel::Xapi];
-const REGISTRATION_CHANNELS: &[Channel] = &[Channel::Xapi];
+pub(super) const REGISTRATION_CHANNELS: &[Channel] = &[Channel::Xapi];
 
 /// The customer's live configurations of these channels that send learner data.
 async fn live_configs(

@@ -147,14 +147,30 @@ impl Projection for Outbox {
         conn: &mut PgConnection,
         events: &[LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
-        let configured: Vec<Uuid> =
-            sqlx::query_scalar("SELECT DISTINCT customer_id FROM outbox_configs")
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| (0, e.into()))?;
+        let configured: Vec<(Uuid, bool)> = sqlx::query_as(
+            "SELECT customer_id, bool_or(channel = ANY ($1)) FROM outbox_configs
+              GROUP BY customer_id",
+        )
+        .bind(
+            learners::REGISTRATION_CHANNELS
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| (0, e.into()))?;
         let mut batch = Batch {
             inputs: LearnerInputs::default(),
-            configured: configured.into_iter().collect(),
+            registering: configured
+                .iter()
+                .filter(|(_, xapi)| *xapi)
+                .map(|(customer, _)| *customer)
+                .collect(),
+            configured: configured
+                .into_iter()
+                .map(|(customer, _)| customer)
+                .collect(),
         };
         for (index, event) in events.iter().enumerate() {
             batch
@@ -173,6 +189,9 @@ struct Batch {
     /// The customers with a channel configuration, live or not: only their learners can have
     /// open rows, so only their learner events need more than recording.
     configured: HashSet<Uuid>,
+    /// The customers with an xAPI configuration, live or not: only their enrollments can be
+    /// queued as registrations.
+    registering: HashSet<Uuid>,
 }
 
 impl Batch {
@@ -187,8 +206,16 @@ impl Batch {
         match event.aggregate_type.as_str() {
             "channel_configuration" if kind != "ChannelSecretSet" => {
                 let event: ChannelEvent = decode(event)?;
-                if let ChannelEvent::ChannelConfigurationCreated { customer_id, .. } = &event {
+                if let ChannelEvent::ChannelConfigurationCreated {
+                    customer_id,
+                    settings,
+                    ..
+                } = &event
+                {
                     self.configured.insert(customer_id.0);
+                    if learners::REGISTRATION_CHANNELS.contains(&settings.channel()) {
+                        self.registering.insert(customer_id.0);
+                    }
                 }
                 configs::apply_config(conn, event, at).await
             }
@@ -214,7 +241,8 @@ impl Batch {
                 learners::apply_consent(conn, inputs, configured, decode(event)?, at).await
             }
             "enrollment" if matches!(kind, "Enrolled" | "ModeChanged") => {
-                learners::apply_enrollment(conn, inputs, configured, decode(event)?, at).await
+                learners::apply_enrollment(conn, inputs, &self.registering, decode(event)?, at)
+                    .await
             }
             "completion" if matches!(kind, "CourseCompleted" | "CompletionGradeChanged") => {
                 learners::apply_completion(conn, inputs, configured, decode(event)?, at).await
