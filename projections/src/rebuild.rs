@@ -61,7 +61,7 @@ pub async fn into_fresh_tables(
 
     while run_batch(pool, projection, &shadow, Some(&schema), options.batch_size)
         .await?
-        .applied
+        .read
         > 0
     {}
 
@@ -70,7 +70,7 @@ pub async fn into_fresh_tables(
     checkpoint::lock(&mut tx, name).await?;
     let mut position =
         apply_pending(&mut tx, projection, &shadow, options.batch_size, None).await?;
-    while position.applied > 0 {
+    while position.read > 0 {
         position = apply_pending(&mut tx, projection, &shadow, options.batch_size, None).await?;
     }
     for table in projection.tables() {

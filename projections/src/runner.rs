@@ -64,7 +64,9 @@ pub enum RunnerError {
 /// What one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batch {
-    pub applied: usize,
+    /// Log events the batch went past: applied, or skipped as of types the projection does not
+    /// read. Zero when the projection has nothing more to do.
+    pub read: usize,
     pub position: LogPosition,
 }
 
@@ -78,28 +80,28 @@ pub(crate) async fn apply_pending(
     before: Option<LogPosition>,
 ) -> Result<Batch, RunnerError> {
     let from = checkpoint::lock(conn, name).await?;
-    let (mut events, mut reached) = match projection.reads() {
-        None => (log::read_after(&mut *conn, from, limit).await?, None),
-        Some(types) => {
-            let head = log::head(&mut *conn).await?;
-            if head <= from {
-                (Vec::new(), None)
-            } else {
-                let events = log::read_of_types(&mut *conn, from, head, limit, types).await?;
-                // A short batch saw every event up to the head: the checkpoint moves there,
-                // past the events of other types.
-                let short = (events.len() as i64) < limit;
-                (events, short.then_some(head))
+    let mut skimmed = match projection.reads() {
+        None => {
+            let events = log::read_after(&mut *conn, from, limit).await?;
+            let last = events.last().map(|e| e.position);
+            log::Skimmed {
+                read: events.len(),
+                events,
+                last,
             }
         }
+        Some(types) => log::read_of_types(&mut *conn, from, limit, types).await?,
     };
     if let Some(before) = before {
-        events.retain(|e| e.position < before);
-        reached = None;
+        skimmed.events.retain(|e| e.position < before);
+        skimmed.last = skimmed.events.last().map(|e| e.position);
+        skimmed.read = skimmed.events.len();
     }
-    let Some(last) = reached.or_else(|| events.last().map(|e| e.position)) else {
+    let log::Skimmed { events, read, last } = skimmed;
+    // The last event read may be of a type the projection skips: the checkpoint goes past it.
+    let Some(last) = last else {
         return Ok(Batch {
-            applied: 0,
+            read: 0,
             position: from,
         });
     };
@@ -130,7 +132,7 @@ pub(crate) async fn apply_pending(
         return Err(RunnerError::CheckpointMoved(name.to_string()));
     }
     Ok(Batch {
-        applied: events.len(),
+        read,
         position: last,
     })
 }
@@ -195,7 +197,7 @@ pub async fn catch_up(
             options.batch_size,
         )
         .await?;
-        if batch.applied == 0 {
+        if batch.read == 0 {
             return Ok(batch.position);
         }
     }
@@ -248,7 +250,7 @@ pub async fn run(
                 return Ok(());
             }
             match run_batch(&pool, projection.as_ref(), name, None, options.batch_size).await {
-                Ok(batch) if batch.applied as i64 == options.batch_size => continue,
+                Ok(batch) if batch.read as i64 == options.batch_size => continue,
                 Ok(batch) => {
                     retry = Duration::from_millis(100);
                     match behind_horizon(&mut leader, batch.position).await {

@@ -50,6 +50,20 @@ type Row = (
     DateTime<Utc>,
 );
 
+/// A [`Row`] whose payload and metadata are left out unless the reader wants the event.
+type SkimmedRow = (
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<Value>,
+    Option<Value>,
+    DateTime<Utc>,
+);
+
 /// Up to `limit` events after `after`, in log order, that no in-flight transaction can precede.
 pub async fn read_after<'e>(
     executor: impl PgExecutor<'e>,
@@ -81,44 +95,62 @@ pub async fn read_after<'e>(
         .collect())
 }
 
-/// Up to `limit` events of the aggregate types `types` after `after` and up to `up_to` (a
-/// [`head`] read before), in log order. Events of other types are skipped in the database,
-/// never shipped nor decoded: a reader interested in a small part of the log walks it at the
-/// cost of an index scan. Fewer than `limit` events means the reader has seen everything up
-/// to `up_to`.
+/// What [`read_of_types`] found among the next events of the log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Skimmed {
+    /// The events of the wanted types, in log order.
+    pub events: Vec<LoggedEvent>,
+    /// How many events of any type were gone past, and the position of the last of them.
+    pub read: usize,
+    pub last: Option<LogPosition>,
+}
+
+/// The events of the aggregate types `types` among the next `limit` events after `after` (the
+/// batch [`read_after`] would return). Events of other types come back as their position only:
+/// their payloads are never shipped nor decoded. Batches keep the boundaries they have for a
+/// reader of every event.
 pub async fn read_of_types<'e>(
     executor: impl PgExecutor<'e>,
     after: LogPosition,
-    up_to: LogPosition,
     limit: i64,
     types: &[&str],
-) -> Result<Vec<LoggedEvent>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        // Every event up to `up_to` is in a transaction older than the snapshot `head` took,
-        // so none can still appear below it.
+) -> Result<Skimmed, sqlx::Error> {
+    let rows: Vec<SkimmedRow> = sqlx::query_as(
         "SELECT e.transaction_id::text::bigint, e.global_position, e.aggregate_type,
-                e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata,
+                e.aggregate_id, e.sequence, e.event_type, e.event_version,
+                CASE WHEN e.aggregate_type = ANY ($3) THEN e.payload END,
+                CASE WHEN e.aggregate_type = ANY ($3) THEN e.metadata END,
                 e.recorded_at
            FROM events e
           WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
-            AND (e.transaction_id, e.global_position) <= ($3::bigint::text::xid8, $4)
-            AND e.aggregate_type = ANY ($5)
+            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
           ORDER BY e.transaction_id, e.global_position
-          LIMIT $6",
+          LIMIT $4",
     )
     .bind(after.transaction_id)
     .bind(after.global_position)
-    .bind(up_to.transaction_id)
-    .bind(up_to.global_position)
     .bind(types)
     .bind(limit)
     .fetch_all(executor)
     .await?;
+    let last = rows.last().map(|row| LogPosition {
+        transaction_id: row.0,
+        global_position: row.1,
+    });
+    let read = rows.len();
     let upcasters = domain::upcast::upcasters();
-    Ok(rows
+    let events = rows
         .into_iter()
-        .map(|row| upcast(row, &upcasters))
-        .collect())
+        .filter_map(
+            |(tx, pos, kind, id, sequence, event_type, version, payload, metadata, at)| {
+                let row = (
+                    tx, pos, kind, id, sequence, event_type, version, payload?, metadata?, at,
+                );
+                Some(upcast(row, &upcasters))
+            },
+        )
+        .collect();
+    Ok(Skimmed { events, read, last })
 }
 
 /// The position of the newest event a reader may take now: how far the log reaches.

@@ -394,7 +394,8 @@ async fn a_projection_reading_some_types_gets_all_of_them_and_ends_at_the_head(p
     .unwrap();
     assert_eq!(wanted.len(), 5);
 
-    // Batches of two: full batches end at their last event, the short one at the head.
+    // Batches of two log events: some hold only events of the other type, and the
+    // checkpoint goes past them.
     let position = runner::catch_up(&pool, &Picky(Recorder::new("a")), options(2))
         .await
         .unwrap();
