@@ -3,9 +3,8 @@
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
-use domain::ids::ChannelConfigId;
-use e2e_tests::{consent_required, meta, World, RUN};
+use domain::channel::ChannelSettings;
+use e2e_tests::{consent_required, World, RUN};
 use projections::read_models::outbox::{items_of_config, ItemKind, ItemStatus};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -19,29 +18,21 @@ use transmitting::*;
 
 async fn setup(pool: &PgPool) -> (World, Uuid) {
     let world = World::new(pool.clone(), consent_required()).await;
-    let config_id = ChannelConfigId(Uuid::new_v4());
-    let create = ChannelCommand::CreateChannelConfiguration {
-        config_id,
-        customer_id: world.customer,
-        display_name: "Cornerstone".into(),
-        active: true,
-        dry_run: false,
-        catalogs_to_transmit: vec![],
-        transmission_chunk_size: 500,
-        disable_learner_data: false,
-        idp_id: None,
-        settings: ChannelSettings::Csod {
-            base_url: "https://acme.csod.com".into(),
+    let config = configure(
+        &world,
+        NewConfig {
+            settings: ChannelSettings::Csod {
+                base_url: "https://acme.csod.com".into(),
+            },
+            secrets: &[],
+            chunk_size: 500,
+            dry_run: false,
+            idp_id: None,
         },
-        secrets: Default::default(),
-    };
-    world
-        .store
-        .execute::<ChannelConfiguration>(&channel_stream_id(config_id), create, &(), &meta())
-        .await
-        .unwrap();
+    )
+    .await;
     project_all(pool).await;
-    (world, config_id.0)
+    (world, config)
 }
 
 async fn get(pool: &PgPool, query: &str, since: Option<&str>) -> (StatusCode, Value) {

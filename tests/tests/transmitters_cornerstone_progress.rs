@@ -4,14 +4,13 @@
 //! consent refused, never sent; launch validation.
 
 use chrono::Utc;
-use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
+use domain::channel::ChannelSettings;
 use domain::consent::Action;
-use domain::ids::{ChannelConfigId, LearnerId};
-use e2e_tests::{consent_required, meta, World};
+use domain::ids::LearnerId;
+use e2e_tests::{consent_required, World};
 use projections::read_models::outbox::ItemStatus;
 use serde_json::json;
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use transmitters::cornerstone::course_id;
 use transmitters::cornerstone_launch::{record, Launch, LaunchError};
 use transmitters::fakes::cornerstone::FakeCornerstone;
@@ -40,44 +39,26 @@ async fn setup(pool: PgPool) -> Setup {
     let running = serve(fake.router(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let secrets = secret_box();
-    let mut refs = BTreeMap::new();
-    refs.insert(
-        "client_id".to_string(),
-        secrets.put(&pool, "csod-key").await.unwrap(),
-    );
-    refs.insert(
-        "client_secret".to_string(),
-        secrets.put(&pool, "csod-secret").await.unwrap(),
-    );
-    let config_id = ChannelConfigId(Uuid::new_v4());
-    let create = ChannelCommand::CreateChannelConfiguration {
-        config_id,
-        customer_id: world.customer,
-        display_name: "Cornerstone".into(),
-        active: true,
-        dry_run: false,
-        catalogs_to_transmit: vec![],
-        transmission_chunk_size: 500,
-        disable_learner_data: false,
-        idp_id: None,
-        settings: ChannelSettings::Csod {
-            base_url: running.url(),
+    let config = configure(
+        &world,
+        NewConfig {
+            settings: ChannelSettings::Csod {
+                base_url: running.url(),
+            },
+            secrets: &[("client_id", "csod-key"), ("client_secret", "csod-secret")],
+            chunk_size: 500,
+            dry_run: false,
+            idp_id: None,
         },
-        secrets: refs,
-    };
-    world
-        .store
-        .execute::<ChannelConfiguration>(&channel_stream_id(config_id), create, &(), &meta())
-        .await
-        .unwrap();
+    )
+    .await;
     project_all(&pool).await;
     Setup {
         world,
         pool,
         fake,
         running,
-        config: config_id.0,
+        config,
     }
 }
 

@@ -4,15 +4,13 @@
 //! cached and refreshed once on 401.
 
 use chrono::Utc;
-use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
+use domain::channel::ChannelSettings;
 use domain::content::{discovery, ContentCommand, ContentItem, ContentType};
-use domain::ids::ChannelConfigId;
 use e2e_tests::{consent_required, meta, project, World, RUN};
 use projections::read_models::learners::{memberships_of_learner, Learners, MembershipStatus};
 use projections::read_models::outbox::{items_of_config, ItemKind, ItemStatus};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use transmitters::fakes::degreed::FakeDegreed;
 use transmitters::fakes::{serve, Running};
 use transmitters::Worker;
@@ -35,44 +33,29 @@ async fn setup(pool: PgPool) -> Setup {
     let running = serve(fake.router(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let secrets = secret_box();
-    let mut refs = BTreeMap::new();
-    refs.insert(
-        "client_id".to_string(),
-        secrets.put(&pool, "degreed-id").await.unwrap(),
-    );
-    refs.insert(
-        "client_secret".to_string(),
-        secrets.put(&pool, "degreed-secret").await.unwrap(),
-    );
-    let config_id = ChannelConfigId(Uuid::new_v4());
-    let create = ChannelCommand::CreateChannelConfiguration {
-        config_id,
-        customer_id: world.customer,
-        display_name: "Degreed".into(),
-        active: true,
-        dry_run: false,
-        catalogs_to_transmit: vec![],
-        transmission_chunk_size: 1,
-        disable_learner_data: false,
-        idp_id: None,
-        settings: ChannelSettings::Degreed2 {
-            base_url: running.url(),
-            token_fetch_base_url: None,
+    let config = configure(
+        &world,
+        NewConfig {
+            settings: ChannelSettings::Degreed2 {
+                base_url: running.url(),
+                token_fetch_base_url: None,
+            },
+            secrets: &[
+                ("client_id", "degreed-id"),
+                ("client_secret", "degreed-secret"),
+            ],
+            chunk_size: 1,
+            dry_run: false,
+            idp_id: None,
         },
-        secrets: refs,
-    };
-    world
-        .store
-        .execute::<ChannelConfiguration>(&channel_stream_id(config_id), create, &(), &meta())
-        .await
-        .unwrap();
+    )
+    .await;
     Setup {
         world,
         pool,
         fake,
         _running: running,
-        config: config_id.0,
+        config,
     }
 }
 

@@ -5,19 +5,16 @@
 //! `Retry-After`; declined or revoked consent never reaching SAP.
 
 use chrono::Utc;
-use domain::channel::{
-    channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings, SapUserType,
-};
+use domain::channel::{ChannelSettings, SapUserType};
 use domain::consent::Action;
 use domain::content::{discovery, ContentCommand, ContentItem, ContentType};
-use domain::ids::{ChannelConfigId, LearnerId};
+use domain::ids::LearnerId;
 use e2e_tests::{consent_required, meta, project, World, RUN};
 use projections::read_models::consent::ConsentProjection;
 use projections::read_models::learners::{memberships_of_learner, Learners, MembershipStatus};
 use projections::read_models::outbox::{items_of_config, ItemKind, ItemStatus};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use transmitters::fakes::sap::FakeSap;
 use transmitters::fakes::{serve, Fault, Running};
 use transmitters::sap::{ADMIN_COMPLETION_PATH, LEARNER_COMPLETION_PATH};
@@ -46,45 +43,32 @@ async fn setup(pool: PgPool, prevent_self_submit_grades: bool) -> Setup {
     let running = serve(fake.router(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let secrets = secret_box();
-    let mut refs = BTreeMap::new();
-    for (name, value) in [("client_id", "sap-id"), ("client_secret", "sap-secret")] {
-        refs.insert(name.to_string(), secrets.put(&pool, value).await.unwrap());
-    }
-    let config_id = ChannelConfigId(Uuid::new_v4());
-    let create = ChannelCommand::CreateChannelConfiguration {
-        config_id,
-        customer_id: world.customer,
-        display_name: "SAP".into(),
-        active: true,
-        dry_run: false,
-        catalogs_to_transmit: vec![],
-        transmission_chunk_size: 1,
-        disable_learner_data: false,
-        idp_id: Some(IDP.into()),
-        settings: ChannelSettings::Sap {
-            base_url: format!("{}/", running.url()),
-            company_id: "acme-co".into(),
-            user_id: API_USER.into(),
-            user_type: SapUserType::Admin,
-            provider_id: "EDX".into(),
-            additional_locales: vec!["Spanish".into()],
-            transmit_total_hours: prevent_self_submit_grades,
-            prevent_self_submit_grades,
+    let config = configure(
+        &world,
+        NewConfig {
+            settings: ChannelSettings::Sap {
+                base_url: format!("{}/", running.url()),
+                company_id: "acme-co".into(),
+                user_id: API_USER.into(),
+                user_type: SapUserType::Admin,
+                provider_id: "EDX".into(),
+                additional_locales: vec!["Spanish".into()],
+                transmit_total_hours: prevent_self_submit_grades,
+                prevent_self_submit_grades,
+            },
+            secrets: &[("client_id", "sap-id"), ("client_secret", "sap-secret")],
+            chunk_size: 1,
+            dry_run: false,
+            idp_id: Some(IDP),
         },
-        secrets: refs,
-    };
-    world
-        .store
-        .execute::<ChannelConfiguration>(&channel_stream_id(config_id), create, &(), &meta())
-        .await
-        .unwrap();
+    )
+    .await;
     Setup {
         world,
         pool,
         fake,
         _running: running,
-        config: config_id.0,
+        config,
     }
 }
 

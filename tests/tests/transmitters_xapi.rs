@@ -8,16 +8,15 @@
 //! (`registrations_aside`); registrations have tests of their own.
 
 use chrono::{Duration as Days, Utc};
-use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration, ChannelSettings};
+use domain::channel::ChannelSettings;
 use domain::consent::Action;
-use domain::ids::ChannelConfigId;
 use domain::transmission::TransmissionStatus;
 use e2e_tests::{consent_required, meta, project, World, RUN};
 use projections::read_models::consent::ConsentProjection;
 use projections::read_models::outbox::{claim, requeue, ItemAction, ItemStatus, OutboxItem};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 use transmitters::fakes::xapi::FakeLrs;
 use transmitters::fakes::{serve, Fault, Running};
@@ -44,44 +43,26 @@ async fn setup(pool: PgPool, dry_run: bool) -> Setup {
     let running = serve(lrs.router(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let secrets = secret_box();
-    let mut refs = BTreeMap::new();
-    refs.insert(
-        "key".to_string(),
-        secrets.put(&pool, "lrs-key").await.unwrap(),
-    );
-    refs.insert(
-        "secret".to_string(),
-        secrets.put(&pool, "lrs-secret").await.unwrap(),
-    );
-    let config_id = ChannelConfigId(Uuid::new_v4());
-    let create = ChannelCommand::CreateChannelConfiguration {
-        config_id,
-        customer_id: world.customer,
-        display_name: "LRS".into(),
-        active: true,
-        dry_run,
-        catalogs_to_transmit: vec![],
-        transmission_chunk_size: 500,
-        disable_learner_data: false,
-        idp_id: None,
-        settings: ChannelSettings::Xapi {
-            endpoint: format!("{}/", running.url()),
-            version: "1.0.3".into(),
+    let config = configure(
+        &world,
+        NewConfig {
+            settings: ChannelSettings::Xapi {
+                endpoint: format!("{}/", running.url()),
+                version: "1.0.3".into(),
+            },
+            secrets: &[("key", "lrs-key"), ("secret", "lrs-secret")],
+            chunk_size: 500,
+            dry_run,
+            idp_id: None,
         },
-        secrets: refs,
-    };
-    world
-        .store
-        .execute::<ChannelConfiguration>(&channel_stream_id(config_id), create, &(), &meta())
-        .await
-        .unwrap();
+    )
+    .await;
     Setup {
         world,
         pool,
         lrs,
         _running: running,
-        config: config_id.0,
+        config,
     }
 }
 

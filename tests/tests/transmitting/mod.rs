@@ -149,3 +149,44 @@ pub async fn time_passes(pool: &PgPool) {
         .await
         .unwrap();
 }
+
+/// A channel configuration to create for the world's customer.
+pub struct NewConfig<'a> {
+    pub settings: domain::channel::ChannelSettings,
+    /// Secrets by name, stored encrypted with [`secret_box`].
+    pub secrets: &'a [(&'a str, &'a str)],
+    pub chunk_size: u32,
+    pub dry_run: bool,
+    pub idp_id: Option<&'a str>,
+}
+
+/// Creates an active configuration of the world's customer; returns its id.
+pub async fn configure(world: &World, config: NewConfig<'_>) -> Uuid {
+    use domain::channel::{channel_stream_id, ChannelCommand, ChannelConfiguration};
+    let secrets = secret_box();
+    let mut refs = std::collections::BTreeMap::new();
+    for (name, value) in config.secrets {
+        let reference = secrets.put(world.store.pool(), value).await.unwrap();
+        refs.insert(name.to_string(), reference);
+    }
+    let config_id = domain::ids::ChannelConfigId(Uuid::new_v4());
+    let create = ChannelCommand::CreateChannelConfiguration {
+        config_id,
+        customer_id: world.customer,
+        display_name: config.settings.channel().as_str().into(),
+        active: true,
+        dry_run: config.dry_run,
+        catalogs_to_transmit: vec![],
+        transmission_chunk_size: config.chunk_size,
+        disable_learner_data: false,
+        idp_id: config.idp_id.map(str::to_string),
+        settings: config.settings,
+        secrets: refs,
+    };
+    world
+        .store
+        .execute::<ChannelConfiguration>(&channel_stream_id(config_id), create, &(), &meta())
+        .await
+        .unwrap();
+    config_id.0
+}
