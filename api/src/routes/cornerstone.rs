@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::ids::{CustomerId, LearnerId};
-use domain::membership::{membership_stream_id, LearnerMemberships, MembershipState};
+use domain::membership::MembershipState;
 use serde::Deserialize;
 use std::collections::HashMap;
 use transmitters::cornerstone::{course_list, Pull};
@@ -134,10 +134,7 @@ pub async fn save_learner_information(
         return Ok(not_found(not_linked));
     };
     let learner: LearnerId = learner.id();
-    let (memberships, _) = state
-        .store
-        .load::<LearnerMemberships>(&membership_stream_id(learner))
-        .await?;
+    let memberships = crate::routes::lms::memberships(&state, learner).await?;
     if !matches!(
         memberships.membership(customer),
         Some(MembershipState::Linked { .. })
