@@ -80,18 +80,7 @@ pub(crate) async fn apply_pending(
     before: Option<LogPosition>,
 ) -> Result<Batch, RunnerError> {
     let from = checkpoint::lock(conn, name).await?;
-    let mut skimmed = match projection.reads() {
-        None => {
-            let events = log::read_after(&mut *conn, from, limit).await?;
-            let last = events.last().map(|e| e.position);
-            log::Skimmed {
-                read: events.len(),
-                events,
-                last,
-            }
-        }
-        Some(types) => log::read_of_types(&mut *conn, from, limit, types).await?,
-    };
+    let mut skimmed = log::read_of_types(&mut *conn, from, limit, projection.reads()).await?;
     if let Some(before) = before {
         skimmed.events.retain(|e| e.position < before);
         skimmed.last = skimmed.events.last().map(|e| e.position);

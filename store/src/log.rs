@@ -70,29 +70,7 @@ pub async fn read_after<'e>(
     after: LogPosition,
     limit: i64,
 ) -> Result<Vec<LoggedEvent>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        // The ORDER BY names the table's columns: a bare `transaction_id` would bind to the
-        // output column (its text-to-bigint cast) and sort the whole table instead of walking
-        // the (transaction_id, global_position) index.
-        "SELECT e.transaction_id::text::bigint, e.global_position, e.aggregate_type,
-                e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata,
-                e.recorded_at
-           FROM events e
-          WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
-            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY e.transaction_id, e.global_position
-          LIMIT $3",
-    )
-    .bind(after.transaction_id)
-    .bind(after.global_position)
-    .bind(limit)
-    .fetch_all(executor)
-    .await?;
-    let upcasters = domain::upcast::upcasters();
-    Ok(rows
-        .into_iter()
-        .map(|row| upcast(row, &upcasters))
-        .collect())
+    Ok(read_of_types(executor, after, limit, None).await?.events)
 }
 
 /// What [`read_of_types`] found among the next events of the log.
@@ -105,21 +83,24 @@ pub struct Skimmed {
     pub last: Option<LogPosition>,
 }
 
-/// The events of the aggregate types `types` among the next `limit` events after `after` (the
-/// batch [`read_after`] would return). Events of other types come back as their position only:
-/// their payloads are never shipped nor decoded. Batches keep the boundaries they have for a
-/// reader of every event.
+/// The events of the aggregate types `types` (every type with `None`) among the next `limit`
+/// events after `after` that no in-flight transaction can precede. Events of other types come
+/// back as their position only: their payloads are never shipped nor decoded. Batches keep the
+/// boundaries they have for a reader of every event.
 pub async fn read_of_types<'e>(
     executor: impl PgExecutor<'e>,
     after: LogPosition,
     limit: i64,
-    types: &[&str],
+    types: Option<&[&str]>,
 ) -> Result<Skimmed, sqlx::Error> {
     let rows: Vec<SkimmedRow> = sqlx::query_as(
+        // The ORDER BY names the table's columns: a bare `transaction_id` would bind to the
+        // output column (its text-to-bigint cast) and sort the whole table instead of walking
+        // the (transaction_id, global_position) index.
         "SELECT e.transaction_id::text::bigint, e.global_position, e.aggregate_type,
                 e.aggregate_id, e.sequence, e.event_type, e.event_version,
-                CASE WHEN e.aggregate_type = ANY ($3) THEN e.payload END,
-                CASE WHEN e.aggregate_type = ANY ($3) THEN e.metadata END,
+                CASE WHEN $3::text[] IS NULL OR e.aggregate_type = ANY ($3) THEN e.payload END,
+                CASE WHEN $3::text[] IS NULL OR e.aggregate_type = ANY ($3) THEN e.metadata END,
                 e.recorded_at
            FROM events e
           WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
