@@ -10,12 +10,11 @@
 //! a later `In Progress` for the same user and course is acknowledged but changes nothing, as
 //! Cornerstone documents. Success is `200` with `{"status": "success"}`.
 
-use super::{play, stall, Faults};
+use super::{basic_auth_is, play, stall, Faults};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -110,15 +109,7 @@ async fn progress(
     if let Some(response) = play(fault).await {
         return response;
     }
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", fake.key, fake.secret))
-    );
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(&expected)
-    {
+    if !basic_auth_is(&headers, &fake.key, &fake.secret) {
         return refuse(StatusCode::UNAUTHORIZED, "bad credentials");
     }
     let token = query.get("sessionToken").cloned().unwrap_or_default();

@@ -122,6 +122,19 @@ pub async fn play(fault: Option<Fault>) -> Option<Response> {
     }
 }
 
+/// Whether the request carries `Authorization: Basic base64(user:password)`.
+pub fn basic_auth_is(headers: &axum::http::HeaderMap, user: &str, password: &str) -> bool {
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str())
+}
+
 /// How long to wait after storing, for a [`Fault::Stall`].
 pub fn stall(fault: &Option<Fault>) -> Option<Duration> {
     match fault {

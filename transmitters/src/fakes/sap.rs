@@ -27,7 +27,7 @@
 
 mod checks;
 
-use super::{play, stall, Faults};
+use super::{basic_auth_is, play, stall, Faults};
 use crate::sap::{
     ADMIN_COMPLETION_PATH, COURSES_PATH, LEARNER_COMPLETION_PATH, RESOURCE_TYPE,
     SEARCH_STUDENT_PATH, TOKEN_PATH,
@@ -37,7 +37,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use checks::{check_course, check_event};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -244,16 +243,7 @@ async fn token(State(fake): State<FakeSap>, headers: HeaderMap, body: String) ->
     if let Some(response) = play(fake.faults.next()).await {
         return response;
     }
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", fake.client_id, fake.client_secret))
-    );
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(&expected)
-    {
+    if !basic_auth_is(&headers, &fake.client_id, &fake.client_secret) {
         return *error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

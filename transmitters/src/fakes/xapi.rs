@@ -10,13 +10,12 @@
 //! content is accepted once more without storing it twice; with other content it is 409.
 //! Success is `200` with the array of the statement's id.
 
-use super::{play, stall, Faults};
+use super::{basic_auth_is, play, stall, Faults};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use base64::Engine;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -107,15 +106,7 @@ async fn statements(State(lrs): State<FakeLrs>, headers: HeaderMap, body: String
             "X-Experience-API-Version missing or unsupported",
         );
     }
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", lrs.key, lrs.secret))
-    );
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(&expected)
-    {
+    if !basic_auth_is(&headers, &lrs.key, &lrs.secret) {
         return refuse(StatusCode::UNAUTHORIZED, "bad credentials");
     }
     let is_json = headers
