@@ -288,14 +288,21 @@ async fn behind_horizon(
     leader: &mut PgConnection,
     position: LogPosition,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events
-                         WHERE (transaction_id, global_position) > ($1::bigint::text::xid8, $2))",
+    // Not `SELECT EXISTS (...)`: PostgreSQL drops an EXISTS subquery's ORDER BY and LIMIT and
+    // plans it as a sequential scan expected to stop early, but the events after `position` are
+    // the newest, at the end of the table, so every idle runner read the whole table. Ordered
+    // and limited, the query walks the log's index from `position`.
+    let next: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM events
+          WHERE (transaction_id, global_position) > ($1::bigint::text::xid8, $2)
+          ORDER BY transaction_id, global_position
+          LIMIT 1",
     )
     .bind(position.transaction_id)
     .bind(position.global_position)
-    .fetch_one(leader)
-    .await
+    .fetch_optional(leader)
+    .await?;
+    Ok(next.is_some())
 }
 
 async fn listen(pool: &PgPool) -> Option<PgListener> {
