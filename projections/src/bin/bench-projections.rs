@@ -36,6 +36,10 @@ struct Args {
     /// How long the lag is measured, in seconds (0 skips it).
     #[arg(long, default_value_t = 20)]
     lag_seconds: u64,
+    /// Seconds of writing at the same rate before the lag is measured, while the runners
+    /// start (connect, take their locks, listen) and the new tables' statistics settle.
+    #[arg(long, default_value_t = 3)]
+    warmup_seconds: u64,
     /// Also rebuild each projection reading the whole log (as if it named no aggregate types),
     /// to show what reading only its types saves.
     #[arg(long)]
@@ -191,7 +195,8 @@ async fn raw_read_rate(pool: &PgPool) -> Result<f64, Box<dyn std::error::Error>>
 }
 
 /// Appends `rate` events per second in ten chunks a second while every runner runs, and
-/// measures each chunk's time from commit until every projection's checkpoint passed it.
+/// measures each chunk's time from commit until every projection's checkpoint passed it;
+/// chunks written during the warm-up are not measured.
 async fn lag(
     pool: &PgPool,
     generator: &mut Generator,
@@ -217,7 +222,8 @@ async fn lag(
     let mut pending: Vec<(LogPosition, Instant)> = Vec::new();
     let mut lags = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let deadline = Instant::now() + Duration::from_secs(args.lag_seconds);
+    let measured_from = Instant::now() + Duration::from_secs(args.warmup_seconds);
+    let deadline = measured_from + Duration::from_secs(args.lag_seconds);
     while Instant::now() < deadline || !pending.is_empty() {
         tokio::select! {
             _ = tick.tick(), if Instant::now() < deadline => {
@@ -226,19 +232,13 @@ async fn lag(
                 pending.push((position, Instant::now()));
             }
             () = tokio::time::sleep(Duration::from_millis(2)) => {
-                let reached: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT transaction_id::text::bigint, global_position FROM projection_checkpoints
-                      WHERE name = ANY($1) ORDER BY transaction_id, global_position LIMIT 1",
-                )
-                .bind(&names)
-                .fetch_optional(pool)
-                .await?;
-                let Some((tx, pos)) = reached else { continue };
-                let reached = LogPosition { transaction_id: tx, global_position: pos };
+                let Some(reached) = slowest_checkpoint(pool, &names).await? else { continue };
                 let now = Instant::now();
                 pending.retain(|(position, committed)| {
                     if *position <= reached {
-                        lags.push(now.duration_since(*committed));
+                        if *committed >= measured_from {
+                            lags.push(now.duration_since(*committed));
+                        }
                         false
                     } else {
                         true
@@ -254,13 +254,33 @@ async fn lag(
     lags.sort();
     let at = |q: f64| lags[((lags.len() as f64 * q) as usize).min(lags.len() - 1)];
     println!(
-        "lag under {} events/s for {} s ({} chunks): p50 {} ms, p99 {} ms, max {} ms",
+        "lag under {} events/s for {} s after {} s of warm-up ({} chunks): \
+         p50 {} ms, p99 {} ms, max {} ms",
         args.rate,
         args.lag_seconds,
+        args.warmup_seconds,
         lags.len(),
         at(0.5).as_millis(),
         at(0.99).as_millis(),
         lags.last().map_or(0, Duration::as_millis)
     );
     Ok(())
+}
+
+/// The checkpoint of the projection furthest behind.
+async fn slowest_checkpoint(
+    pool: &PgPool,
+    names: &[&str],
+) -> Result<Option<LogPosition>, sqlx::Error> {
+    let reached: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, global_position FROM projection_checkpoints
+          WHERE name = ANY($1) ORDER BY transaction_id, global_position LIMIT 1",
+    )
+    .bind(names)
+    .fetch_optional(pool)
+    .await?;
+    Ok(reached.map(|(tx, pos)| LogPosition {
+        transaction_id: tx,
+        global_position: pos,
+    }))
 }
