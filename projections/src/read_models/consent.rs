@@ -23,6 +23,7 @@ use domain::enrollment::EnrollmentEvent;
 use domain::ids::{course_key_of_run, CourseKey, CustomerId, LearnerId};
 use sqlx::{PgConnection, PgPool};
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 use store::log::LoggedEvent;
 use uuid::Uuid;
 
@@ -435,6 +436,32 @@ pub async fn records_of(
         .collect())
 }
 
+/// The statement of [`answer_for_username`] for a course, built once.
+static COURSE_ANSWER_SQL: LazyLock<String> = LazyLock::new(|| {
+    // The learner's record and enrollment are correlated subqueries, so each is one lookup by
+    // the whole primary key once the username is resolved: as a join, the planner may read
+    // every record of the customer for the course and filter by learner afterwards. OFFSET 0
+    // keeps `granted` computed once, as the catalog check depends on it.
+    format!(
+        "SELECT known, granted, enrolled,
+                CASE WHEN enforces AND granted IS NOT TRUE THEN ({contains}) ELSE false END
+           FROM (SELECT p.customer_id IS NOT NULL AS known,
+                        p.enable_data_sharing_consent
+                          AND p.enforce_data_sharing_consent = 'at_enrollment' AS enforces,
+                        (SELECT r.granted FROM consent_records r
+                          WHERE r.customer_id = $1 AND r.learner_id = l.learner_id
+                            AND r.subject_type = 'course' AND r.subject_key = $2[1]) AS granted,
+                        EXISTS (SELECT 1 FROM consent_enrollments e
+                                 WHERE e.customer_id = $1 AND e.learner_id = l.learner_id
+                                   AND e.course_key = $2[1]) AS enrolled
+                   FROM (SELECT 1) AS one
+                   LEFT JOIN consent_customers p ON p.customer_id = $1
+                   LEFT JOIN learners l ON l.username = $3
+                 OFFSET 0) AS facts",
+        contains = super::catalog::customer_contains_sql()
+    )
+});
+
 /// [`answer`] for a learner named by LMS username (the consent API's key; an unknown username
 /// is a learner without records). A course is answered in one statement, the catalog check
 /// included (run only when consent is enforced and not granted): the consent API is the LMS's
@@ -458,26 +485,8 @@ pub async fn answer_for_username(
         }
     };
     let key = course_key_of_run(course_id).unwrap_or_else(|| CourseKey(course_id.clone()));
-    let sql = format!(
-        "SELECT p.customer_id IS NOT NULL, r.granted,
-                EXISTS (SELECT 1 FROM consent_enrollments e
-                         WHERE e.customer_id = $1 AND e.learner_id = l.learner_id
-                           AND e.course_key = $2[1]),
-                CASE WHEN p.enable_data_sharing_consent
-                          AND p.enforce_data_sharing_consent = 'at_enrollment'
-                          AND r.granted IS NOT TRUE
-                     THEN ({contains})
-                     ELSE false END
-           FROM (SELECT 1) AS one
-           LEFT JOIN consent_customers p ON p.customer_id = $1
-           LEFT JOIN learners l ON l.username = $3
-           LEFT JOIN consent_records r
-                  ON r.customer_id = $1 AND r.learner_id = l.learner_id
-                 AND r.subject_type = 'course' AND r.subject_key = $2[1]",
-        contains = super::catalog::customer_contains_sql()
-    );
     let (known, granted, enrolled, required): (bool, Option<bool>, bool, bool) =
-        sqlx::query_as(&sql)
+        sqlx::query_as(&COURSE_ANSWER_SQL)
             .bind(customer.0)
             .bind(vec![key.0])
             .bind(username)
