@@ -45,6 +45,10 @@ struct Args {
     /// to show what reading only its types saves.
     #[arg(long)]
     compare_unfiltered: bool,
+    /// Rebuild only these read models (names separated by commas), to study one; the lag is
+    /// still measured with every runner.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Rebuilds a projection in place; returns the seconds it took.
@@ -104,6 +108,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut all = projections::read_models::all();
+    if !args.only.is_empty() {
+        all.retain(|p| args.only.iter().any(|name| name == p.name()));
+        if all.is_empty() {
+            return Err(format!("--only names no read model: {}", args.only.join(",")).into());
+        }
+    }
     let url = store::db::with_database(&args.database_url, scratch);
     let pool = store::db::connect(&url, 16).await?;
     store::db::migrate(&pool).await?;
@@ -128,7 +139,6 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
         batch_size: 5000,
         poll_interval: Duration::from_millis(100),
     };
-    let all = projections::read_models::all();
     println!(
         "{:>12} {:>10} {:>12} {:>7}",
         "projection", "seconds", "events/s", "ratio"
