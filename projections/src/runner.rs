@@ -79,6 +79,14 @@ pub(crate) async fn apply_pending(
     limit: i64,
     before: Option<LogPosition>,
 ) -> Result<Batch, RunnerError> {
+    // A read model's tables grow from empty during a rebuild, and a connection keeps a
+    // prepared statement's generic plan once it has chosen one: planned on a near-empty table,
+    // a lookup by key stays a sequential scan while the table grows to millions of rows, and
+    // the rebuild turns quadratic. Batches are few statements over many rows each, so
+    // planning every execution for the tables as they are now costs little.
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(&mut *conn)
+        .await?;
     let from = checkpoint::lock(conn, name).await?;
     let mut skimmed = log::read_of_types(&mut *conn, from, limit, projection.reads()).await?;
     if let Some(before) = before {
