@@ -57,7 +57,9 @@ pub enum ApplyError {
     Database(#[from] sqlx::Error),
 }
 
-/// Decodes an event's payload into the aggregate's event type.
+/// Decodes an event's payload into the aggregate's event type, reading the payload in place
+/// (every projection decodes most events it reads: a copy of each payload tree was a
+/// measurable share of a rebuild).
 pub fn decode<E: DeserializeOwned>(event: &LoggedEvent) -> Result<E, ApplyError> {
-    serde_json::from_value(event.payload.clone()).map_err(|e| ApplyError::Malformed(e.to_string()))
+    E::deserialize(&event.payload).map_err(|e| ApplyError::Malformed(e.to_string()))
 }
