@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     lag_seconds: u64,
     /// Seconds of writing at the same rate before the lag is measured, while the runners
-    /// start (connect, take their locks, listen) and the new tables' statistics settle.
+    /// start (connect, take their locks, listen).
     #[arg(long, default_value_t = 3)]
     warmup_seconds: u64,
     /// Also rebuild each projection reading the whole log (as if it named no aggregate types),
