@@ -815,6 +815,28 @@ async fn claim_leases_due_rows_and_only_the_owner_completes_them(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn claim_leaves_rows_whose_configuration_is_unknown_unleased(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let config = configure(&world, Channel::Degreed2, vec![]).await;
+    project(&pool, &Outbox).await;
+    sqlx::query("DELETE FROM outbox_configs WHERE config_id = $1")
+        .bind(config)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    assert!(claim(&pool, "a", 10, LEASE).await.unwrap().is_empty());
+    // The queue's own readers join the configuration too: look at the row itself.
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, lease_owner FROM outbox_items WHERE config_id = $1")
+            .bind(config)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, [("pending".to_string(), None)]);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn complete_many_completes_only_the_rows_the_owner_holds(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let other = "course-v1:edX+Other+2025";

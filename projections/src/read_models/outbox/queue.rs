@@ -181,6 +181,9 @@ pub async fn claim(
                              WHERE o.config_id = i.config_id AND o.kind = i.kind
                                AND o.subject = i.subject AND o.status = 'leased'
                                AND o.item_id <> i.item_id)
+            -- The answer joins the configuration: a row without one would be leased and
+            -- never handed to the worker.
+            AND EXISTS (SELECT 1 FROM outbox_configs cfg WHERE cfg.config_id = i.config_id)
           ORDER BY i.next_attempt_at, i.created_at, i.item_id
           LIMIT $1
           FOR UPDATE OF i SKIP LOCKED",
