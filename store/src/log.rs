@@ -37,7 +37,8 @@ pub struct LoggedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
-type Row = (
+/// An events row as the log reader selects it, with payload and metadata of type `P`.
+type RowOf<P> = (
     i64,
     i64,
     String,
@@ -45,24 +46,15 @@ type Row = (
     i64,
     String,
     String,
-    Value,
-    Value,
+    P,
+    P,
     DateTime<Utc>,
 );
 
+type Row = RowOf<Value>;
+
 /// A [`Row`] whose payload and metadata are left out unless the reader wants the event.
-type SkimmedRow = (
-    i64,
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    Option<Value>,
-    Option<Value>,
-    DateTime<Utc>,
-);
+type SkimmedRow = RowOf<Option<Value>>;
 
 /// Up to `limit` events after `after`, in log order, that no in-flight transaction can precede.
 pub async fn read_after<'e>(

@@ -661,10 +661,11 @@ impl Worker {
         outcome: &Outcome<'_>,
         request: Option<&Request>,
         owner: &str,
-    ) -> Result<bool, WorkerError> {
+    ) -> Result<(), WorkerError> {
         self.recorder
             .record_and_complete(item, outcome, request, owner)
             .await
+            .map(|_| ())
             .map_err(|e| WorkerError::Record(e.to_string()))
     }
 

@@ -8,9 +8,10 @@
 //!   what the remote holds (an in-flight create may have completed since the row was queued);
 //!   a delete of an item the remote does not hold is cancelled there instead of being sent.
 //! - [`complete`] (the lease owner only) marks the row sent and records what the remote now
-//!   holds; [`complete_many`] does it for many rows in the caller's transaction. [`fail`] (the lease owner only) counts the attempt and reschedules the row with
-//!   exponential backoff and jitter (or after the remote's `Retry-After`), dead-letters it at the
-//!   maximum, or cancels it when the projection queued a newer row for the subject meanwhile.
+//!   holds; [`complete_many`] does it for many rows in the caller's transaction. [`fail`] (the
+//!   lease owner only) counts the attempt and reschedules the row with exponential backoff and
+//!   jitter (or after the remote's `Retry-After`), dead-letters it at the maximum, or cancels
+//!   it when the projection queued a newer row for the subject meanwhile.
 //! - These writes are the queue's operational state: a rebuild of the read model does not keep
 //!   them (see the parent module's doc).
 
