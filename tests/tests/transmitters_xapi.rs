@@ -5,7 +5,7 @@
 //! workers on one outbox; dry run; the circuit breaker.
 //!
 //! The worker tests are about completion rows: they set the registration rows aside first
-//! (`registrations_aside`); registrations have tests of their own.
+//! (`completions_only`); registrations have tests of their own.
 
 use chrono::{Duration as Days, Utc};
 use domain::channel::ChannelSettings;
@@ -66,6 +66,13 @@ async fn setup(pool: PgPool, dry_run: bool) -> Setup {
     }
 }
 
+/// Projects every read model, then sets the registration rows aside: for tests about the
+/// worker's handling of completion rows.
+async fn completions_only(pool: &PgPool) {
+    project_all(pool).await;
+    registrations_aside(pool).await;
+}
+
 /// Cancels the registration rows, for tests about the worker's handling of completion rows.
 async fn registrations_aside(pool: &PgPool) {
     sqlx::query(
@@ -90,8 +97,7 @@ async fn rows_of(pool: &PgPool, config: Uuid, action: ItemAction) -> Vec<OutboxI
 async fn a_completion_reaches_the_lrs_as_the_expected_statement(pool: PgPool) {
     let s = setup(pool, false).await;
     let learner = completing_learners(&s.world, 1, 1).await[0];
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     let row = rows_of(&s.pool, s.config, ItemAction::Completion)
         .await
         .remove(0);
@@ -147,8 +153,7 @@ async fn a_completion_reaches_the_lrs_as_the_expected_statement(pool: PgPool) {
 async fn every_failure_is_retried_and_nothing_is_lost(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 5).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     for fault in [
         Fault::TooManyRequests { retry_after: 1 },
         Fault::ServerError(503),
@@ -191,8 +196,7 @@ async fn every_failure_is_retried_and_nothing_is_lost(pool: PgPool) {
 async fn a_row_failing_too_often_is_dead_lettered_then_requeued(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 1).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     s.lrs.faults.always(Fault::ServerError(500));
     let worker = Worker::new(
         s.pool.clone(),
@@ -232,8 +236,7 @@ async fn a_learner_who_declined_or_revoked_is_never_sent(pool: PgPool) {
     consent(&s.world, declined, Action::Decline).await;
     complete_course(&s.world, declined, 0.9).await;
     let revoking = completing_learners(&s.world, 2, 1).await[0];
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     let rows = rows_of(&s.pool, s.config, ItemAction::Completion).await;
     assert_eq!(rows.len(), 1, "only the consenting learner is queued");
     assert_eq!(rows[0].learner_id, Some(revoking.0));
@@ -258,8 +261,7 @@ async fn a_learner_who_declined_or_revoked_is_never_sent(pool: PgPool) {
 async fn a_worker_killed_mid_batch_leaves_everything_to_the_next_one(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 6).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     // Two answers, then the LRS stores the third statement and hangs: the worker dies
     // between the remote applying it and the row being completed.
     s.lrs.faults.push(Fault::Slow(Duration::ZERO));
@@ -300,8 +302,7 @@ async fn a_worker_killed_mid_batch_leaves_everything_to_the_next_one(pool: PgPoo
 async fn a_batch_of_sends_is_recorded_and_completed_row_by_row(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 40).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     let wide = WorkerOptions {
         concurrency: 16,
         ..options()
@@ -328,8 +329,7 @@ async fn a_grouped_completion_records_every_attempt_but_completes_only_the_owner
 ) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 10).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     let claimed: Vec<OutboxItem> = claim(&s.pool, "a", 20, Duration::from_secs(60))
         .await
         .unwrap()
@@ -390,8 +390,7 @@ async fn a_grouped_completion_records_every_attempt_but_completes_only_the_owner
 async fn two_workers_never_send_the_same_row(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 30).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     s.lrs.faults.always(Fault::Slow(Duration::from_millis(20)));
     let small = WorkerOptions {
         batch: 5,
@@ -424,8 +423,7 @@ async fn two_workers_never_send_the_same_row(pool: PgPool) {
 async fn dry_run_builds_and_records_but_sends_nothing(pool: PgPool) {
     let s = setup(pool, true).await;
     completing_learners(&s.world, 1, 1).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     let report = Worker::new(s.pool.clone(), options())
         .turn("w1")
         .await
@@ -443,8 +441,7 @@ async fn dry_run_builds_and_records_but_sends_nothing(pool: PgPool) {
 async fn an_open_circuit_hands_rows_back_without_calling(pool: PgPool) {
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 5).await;
-    project_all(&s.pool).await;
-    registrations_aside(&s.pool).await;
+    completions_only(&s.pool).await;
     s.lrs.faults.always(Fault::ServerError(502));
     let worker = Worker::new(
         s.pool.clone(),
