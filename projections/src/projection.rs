@@ -36,7 +36,7 @@ pub trait Projection: Send + Sync {
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
-        events: &[LoggedEvent],
+        events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
         for (index, event) in events.iter().enumerate() {
             self.apply(conn, event)

@@ -2,6 +2,9 @@
 //!
 //! - In place: empty the tables and reset the checkpoint in one transaction, then catch up.
 //!   Readers see the read model fill up again.
+//! - Several read models in place together: the log is read once for all of them, a batch
+//!   ahead of the slowest, and each applies every batch in a transaction of its own, so they
+//!   work at the same time on the same events (see [`in_place_together`]).
 //! - Into fresh tables: build copies of the tables in a schema of their own (`rebuild_<name>`,
 //!   with its own checkpoint) while the live tables keep serving and the live runner keeps
 //!   updating them; then, in one transaction that holds the live checkpoint, apply what arrived
@@ -10,9 +13,15 @@
 
 use crate::checkpoint;
 use crate::projection::Projection;
-use crate::runner::{apply_pending, run_batch, use_schema, RunnerError, RunnerOptions};
+use crate::runner::{
+    apply_pending, apply_read, begin_batch, catch_up, run_batch, use_schema, RunnerError,
+    RunnerOptions,
+};
 use sqlx::PgPool;
-use store::log::LogPosition;
+use std::sync::Arc;
+use store::log::{self, LogPosition, LoggedEvent};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// Empties the projection's tables and applies the whole log again.
 pub async fn in_place(
@@ -20,16 +29,162 @@ pub async fn in_place(
     projection: &dyn Projection,
     options: RunnerOptions,
 ) -> Result<LogPosition, RunnerError> {
+    reset(pool, &[projection]).await?;
+    catch_up(pool, projection, options).await
+}
+
+/// Empties the tables of `projections` and moves their checkpoints back to the start, in one
+/// transaction.
+async fn reset(pool: &PgPool, projections: &[&dyn Projection]) -> Result<(), RunnerError> {
     let mut tx = pool.begin().await?;
-    checkpoint::lock(&mut tx, projection.name()).await?;
-    for table in projection.tables() {
-        sqlx::query(&format!("TRUNCATE {table}"))
-            .execute(&mut *tx)
-            .await?;
+    for projection in projections {
+        checkpoint::lock(&mut tx, projection.name()).await?;
+        for table in projection.tables() {
+            sqlx::query(&format!("TRUNCATE {table}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        checkpoint::set(&mut tx, projection.name(), LogPosition::default()).await?;
     }
-    checkpoint::set(&mut tx, projection.name(), LogPosition::default()).await?;
     tx.commit().await?;
-    crate::runner::catch_up(pool, projection, options).await
+    Ok(())
+}
+
+/// Batches read ahead of the slowest read model in [`in_place_together`].
+const READ_AHEAD: usize = 2;
+
+/// Log events read once for every read model of [`in_place_together`]: those after `from` up to
+/// `last`, of the types any of them reads.
+struct SharedBatch {
+    from: LogPosition,
+    last: LogPosition,
+    events: Vec<LoggedEvent>,
+}
+
+/// Empties the tables of `projections` and applies the whole log to all of them again, reading
+/// it once: a reader task reads each batch (of every type one of them reads) and hands it to a
+/// task per read model, which applies it in a transaction of its own and advances its
+/// checkpoint, while the reader reads on, up to [`READ_AHEAD`] batches ahead of the slowest.
+/// Each read model then catches up on its own with what arrived meanwhile; a read model that
+/// fails on a batch stops taking batches, and its catch-up meets the same event again and stops
+/// there as a runner does (a poison event is recorded on its checkpoint). Returns the position
+/// each reached, in the order given, or the first read model's error once every other has
+/// caught up.
+pub async fn in_place_together(
+    pool: &PgPool,
+    projections: &[Arc<dyn Projection>],
+    options: RunnerOptions,
+) -> Result<Vec<LogPosition>, RunnerError> {
+    let borrowed: Vec<&dyn Projection> = projections.iter().map(|p| p.as_ref()).collect();
+    reset(pool, &borrowed).await?;
+
+    let mut appliers = JoinSet::new();
+    let mut senders = Vec::new();
+    for projection in projections {
+        let (sender, mut batches) = mpsc::channel::<Arc<SharedBatch>>(READ_AHEAD);
+        senders.push(sender);
+        let (pool, projection) = (pool.clone(), Arc::clone(projection));
+        appliers.spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                if let Err(error) = apply_shared(&pool, projection.as_ref(), &batch).await {
+                    // Its catch-up meets the error again and deals with it as a runner does.
+                    tracing::debug!(projection = projection.name(), %error, "left the shared read");
+                    return;
+                }
+            }
+        });
+    }
+    let types = read_types(&borrowed);
+    let mut from = LogPosition::default();
+    let read = loop {
+        let skimmed =
+            match log::read_of_types(pool, from, options.batch_size, types.as_deref()).await {
+                Ok(skimmed) => skimmed,
+                Err(error) => break Err(error),
+            };
+        let Some(last) = skimmed.last else {
+            break Ok(());
+        };
+        let batch = Arc::new(SharedBatch {
+            from,
+            last,
+            events: skimmed.events,
+        });
+        for sender in &senders {
+            // A read model that left the shared read dropped its receiver.
+            let _ = sender.send(Arc::clone(&batch)).await;
+        }
+        if senders.iter().all(|sender| sender.is_closed()) {
+            break Ok(());
+        }
+        from = last;
+    };
+    drop(senders);
+    while let Some(joined) = appliers.join_next().await {
+        if let Err(panicked) = joined {
+            std::panic::resume_unwind(panicked.into_panic());
+        }
+    }
+    read?;
+
+    let mut reached = Vec::new();
+    let mut first_error = None;
+    for projection in &borrowed {
+        match catch_up(pool, *projection, options).await {
+            Ok(position) => reached.push(position),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        None => Ok(reached),
+        Some(error) => Err(error),
+    }
+}
+
+/// The aggregate types any of `projections` reads; `None` when one of them reads every type.
+fn read_types(projections: &[&dyn Projection]) -> Option<Vec<&'static str>> {
+    let mut types = Vec::new();
+    for projection in projections {
+        for kind in projection.reads()? {
+            if !types.contains(kind) {
+                types.push(*kind);
+            }
+        }
+    }
+    Some(types)
+}
+
+/// Applies a shared batch to one read model in a transaction of its own. A checkpoint already
+/// past some of the batch's events (a runner of the read model working beside the rebuild)
+/// takes only the rest.
+async fn apply_shared(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch: &SharedBatch,
+) -> Result<(), RunnerError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    let at = begin_batch(&mut tx, name).await?;
+    if at >= batch.last {
+        return Ok(());
+    }
+    if at < batch.from {
+        return Err(RunnerError::CheckpointMoved(name.to_string()));
+    }
+    let start = batch.events.partition_point(|e| e.position <= at);
+    apply_read(
+        &mut tx,
+        projection,
+        name,
+        at,
+        &batch.events[start..],
+        batch.last,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Builds the projection into fresh tables, then swaps them in (see the module doc).

@@ -19,7 +19,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
-use store::log::{self, LogPosition};
+use store::log::{self, LogPosition, LoggedEvent};
 use tokio::sync::watch;
 
 /// How a runner reads and waits.
@@ -79,15 +79,7 @@ pub(crate) async fn apply_pending(
     limit: i64,
     before: Option<LogPosition>,
 ) -> Result<Batch, RunnerError> {
-    // A read model's tables grow from empty during a rebuild, and a connection keeps a
-    // prepared statement's generic plan once it has chosen one: planned on a near-empty table,
-    // a lookup by key stays a sequential scan while the table grows to millions of rows, and
-    // the rebuild turns quadratic. Batches are few statements over many rows each, so
-    // planning every execution for the tables as they are now costs little.
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(&mut *conn)
-        .await?;
-    let from = checkpoint::lock(conn, name).await?;
+    let from = begin_batch(conn, name).await?;
     let mut skimmed = log::read_of_types(&mut *conn, from, limit, projection.reads()).await?;
     if let Some(before) = before {
         skimmed.events.retain(|e| e.position < before);
@@ -102,6 +94,48 @@ pub(crate) async fn apply_pending(
             position: from,
         });
     };
+    apply_read(conn, projection, name, from, &events, last).await?;
+    Ok(Batch {
+        read,
+        position: last,
+    })
+}
+
+/// Prepares the caller's transaction for a batch and locks the checkpoint `name`; returns where
+/// it stands.
+pub(crate) async fn begin_batch(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<LogPosition, RunnerError> {
+    // A read model's tables grow from empty during a rebuild, and a connection keeps a
+    // prepared statement's generic plan once it has chosen one: planned on a near-empty table,
+    // a lookup by key stays a sequential scan while the table grows to millions of rows, and
+    // the rebuild turns quadratic. Batches are few statements over many rows each, so
+    // planning every execution for the tables as they are now costs little.
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(&mut *conn)
+        .await?;
+    Ok(checkpoint::lock(conn, name).await?)
+}
+
+/// Applies the events of `read` (events read from the log after `from` up to `last`) of the
+/// types the projection reads, and moves the checkpoint `name` from `from` to `last`, inside the
+/// caller's transaction, whose checkpoint lock [`begin_batch`] took.
+pub(crate) async fn apply_read(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    name: &str,
+    from: LogPosition,
+    read: &[LoggedEvent],
+    last: LogPosition,
+) -> Result<(), RunnerError> {
+    let events: Vec<&LoggedEvent> = match projection.reads() {
+        None => read.iter().collect(),
+        Some(types) => read
+            .iter()
+            .filter(|e| types.contains(&e.aggregate_type.as_str()))
+            .collect(),
+    };
     let applied = if events.is_empty() {
         Ok(())
     } else {
@@ -113,7 +147,7 @@ pub(crate) async fn apply_pending(
             return Err(e.into())
         }
         Err((index, e)) => {
-            let event = &events[index.min(events.len() - 1)];
+            let event = events[index.min(events.len() - 1)];
             return Err(RunnerError::Poison {
                 projection: projection.name().to_string(),
                 position: event.position,
@@ -128,10 +162,7 @@ pub(crate) async fn apply_pending(
     if !checkpoint::advance(conn, name, from, last).await? {
         return Err(RunnerError::CheckpointMoved(name.to_string()));
     }
-    Ok(Batch {
-        read,
-        position: last,
-    })
+    Ok(())
 }
 
 /// Points the transaction's unqualified table names at `schema` first (a rebuild's fresh tables).

@@ -43,8 +43,9 @@ pub enum Command {
     /// (or, with --fresh-tables, builds copies beside the live tables and swaps them in at the
     /// end, so readers keep the old tables meanwhile). Shows progress, events/s and time left.
     ///
-    /// Read models: catalog, consent, learners, enrollments, outbox. Rebuilding the outbox
-    /// queues again everything still due, under the same idempotency keys.
+    /// Read models: catalog, consent, customers, learners, enrollments, outbox, transmissions.
+    /// Several rebuilt in place are rebuilt together, reading the log once for all of them.
+    /// Rebuilding the outbox queues again everything still due, under the same idempotency keys.
     #[command(after_help = EXIT_CODES)]
     Rebuild(RebuildArgs),
 
@@ -125,10 +126,12 @@ pub struct ConsentHistoryArgs {
 
 #[derive(Debug, Args)]
 pub struct RebuildArgs {
-    /// The read models to rebuild (catalog, consent, learners, enrollments, outbox).
+    /// The read models to rebuild (catalog, consent, customers, learners, enrollments, outbox,
+    /// transmissions).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub projections: Vec<String>,
-    /// Rebuild every read model, one after the other.
+    /// Rebuild every read model: together, reading the log once; with --fresh-tables one after
+    /// the other.
     #[arg(long)]
     pub all: bool,
     /// Build into fresh tables and swap them in at the end, instead of emptying the live ones.

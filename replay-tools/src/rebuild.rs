@@ -1,5 +1,6 @@
 //! Rebuilding read models with the projections' own rebuild (in place, or into fresh tables),
-//! with a progress bar.
+//! with a progress bar. Several read models rebuilt in place are rebuilt together, with one
+//! read of the log; into fresh tables, one after the other.
 //!
 //! The rebuild runs as it does in the service (`projections::rebuild`); beside it, this module
 //! watches the checkpoint the rebuild advances and draws a bar on standard error: events
@@ -11,7 +12,7 @@ use crate::cli::RebuildArgs;
 use crate::error::ToolError;
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::rebuild;
-use projections::runner::RunnerOptions;
+use projections::runner::{RunnerError, RunnerOptions};
 use projections::Projection;
 use sqlx::PgPool;
 use std::process::ExitCode;
@@ -25,10 +26,12 @@ pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolErro
         ..RunnerOptions::default()
     };
     settle(pool).await?;
+    if !args.fresh_tables && chosen.len() > 1 {
+        return together(pool, &chosen, options).await;
+    }
     for projection in chosen {
         let started = Instant::now();
         let (first, head) = span(pool).await?;
-        let bar = bar(projection.name(), (head - first).max(0) as u64);
         let checkpoint = if args.fresh_tables {
             format!("{}@rebuild", projection.name())
         } else {
@@ -41,25 +44,8 @@ pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolErro
                 rebuild::in_place(pool, projection.as_ref(), options).await
             }
         };
-        tokio::pin!(work);
-        let reached = loop {
-            tokio::select! {
-                outcome = &mut work => break outcome,
-                () = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if let Ok(Some(position)) = checkpoint_position(pool, &checkpoint).await {
-                        bar.set_position((position - first).clamp(0, head - first) as u64);
-                    }
-                }
-            }
-        };
-        let reached = match reached {
-            Ok(reached) => reached,
-            Err(err) => {
-                bar.abandon();
-                return Err(ToolError::from(err));
-            }
-        };
-        bar.finish_and_clear();
+        let reached =
+            with_progress(pool, projection.name(), &[checkpoint], (first, head), work).await?;
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "{}: rebuilt up to global position {} ({} events) in {seconds:.1} s",
@@ -69,6 +55,67 @@ pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolErro
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rebuilds several read models in place with one read of the log
+/// ([`rebuild::in_place_together`]); the bar follows the one furthest behind.
+async fn together(
+    pool: &PgPool,
+    chosen: &[Arc<dyn Projection>],
+    options: RunnerOptions,
+) -> Result<ExitCode, ToolError> {
+    let started = Instant::now();
+    let (first, head) = span(pool).await?;
+    let names: Vec<String> = chosen.iter().map(|p| p.name().to_string()).collect();
+    let label = format!("{} models", chosen.len());
+    let work = rebuild::in_place_together(pool, chosen, options);
+    let reached = with_progress(pool, &label, &names, (first, head), work).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    for (name, position) in names.iter().zip(reached) {
+        println!(
+            "{name}: rebuilt up to global position {}",
+            position.global_position
+        );
+    }
+    println!(
+        "{} read models rebuilt together ({} events) in {seconds:.1} s",
+        names.len(),
+        (head - first).max(0)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `work` while a bar named `label` shows how far the slowest of `checkpoints` has come
+/// between the global positions `first` and `head`.
+async fn with_progress<T>(
+    pool: &PgPool,
+    label: &str,
+    checkpoints: &[String],
+    (first, head): (i64, i64),
+    work: impl std::future::Future<Output = Result<T, RunnerError>>,
+) -> Result<T, ToolError> {
+    let bar = bar(label, (head - first).max(0) as u64);
+    tokio::pin!(work);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break outcome,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Ok(Some(position)) = slowest_checkpoint(pool, checkpoints).await {
+                    bar.set_position((position - first).clamp(0, head - first) as u64);
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(outcome) => {
+            bar.finish_and_clear();
+            Ok(outcome)
+        }
+        Err(err) => {
+            bar.abandon();
+            Err(ToolError::from(err))
+        }
+    }
 }
 
 /// The read models named, in the order of a full rebuild; an unknown name is refused before
@@ -132,11 +179,14 @@ async fn span(pool: &PgPool) -> Result<(i64, i64), ToolError> {
     Ok((first.unwrap_or(0), head.unwrap_or(0)))
 }
 
-async fn checkpoint_position(pool: &PgPool, name: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT global_position FROM projection_checkpoints WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await
+/// The global position of the checkpoint furthest behind among `names`.
+async fn slowest_checkpoint(pool: &PgPool, names: &[String]) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT min(global_position) FROM projection_checkpoints WHERE name = ANY($1)",
+    )
+    .bind(names)
+    .fetch_one(pool)
+    .await
 }
 
 fn bar(name: &str, length: u64) -> ProgressBar {

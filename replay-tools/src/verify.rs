@@ -407,7 +407,8 @@ async fn apply_until(
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(Applied::Done(from));
     };
-    if let Err((index, error)) = projection.apply_batch(conn, &events).await {
+    let refs: Vec<&LoggedEvent> = events.iter().collect();
+    if let Err((index, error)) = projection.apply_batch(conn, &refs).await {
         let event = &events[index.min(events.len() - 1)];
         return Ok(Applied::Poison(Problem {
             check: "read model",

@@ -223,3 +223,22 @@ pub async fn project(pool: &sqlx::PgPool, projection: &dyn projections::Projecti
     .await
     .expect("catching up");
 }
+
+/// Every row of the projection's tables, as text, in a stable order: two read models built from
+/// the same log compare equal.
+pub async fn dump_tables(
+    pool: &sqlx::PgPool,
+    projection: &dyn projections::Projection,
+) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in projection.tables() {
+        let mut table_rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT '{table}: ' || to_jsonb(t)::text FROM {table} t ORDER BY 1"
+        ))
+        .fetch_all(pool)
+        .await
+        .expect("reading a read model's table");
+        rows.append(&mut table_rows);
+    }
+    rows
+}

@@ -846,21 +846,6 @@ async fn a_csv_record_gives_the_values_in_column_order(pool: PgPool) {
     );
 }
 
-/// Every row of the projection's tables, as text, in a stable order.
-async fn dump(pool: &PgPool, projection: &dyn Projection) -> Vec<String> {
-    let mut rows = Vec::new();
-    for table in projection.tables() {
-        let mut table_rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT '{table}: ' || to_jsonb(t)::text FROM {table} t ORDER BY 1"
-        ))
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        rows.append(&mut table_rows);
-    }
-    rows
-}
-
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn rebuilding_into_fresh_tables_gives_the_rows_of_incremental_catch_up(pool: PgPool) {
     // Caught up in several steps, so incremental batches differ from the rebuild's one pass.
@@ -891,12 +876,15 @@ async fn rebuilding_into_fresh_tables_gives_the_rows_of_incremental_catch_up(poo
     enrollment(&world.store, unenroll).await;
     settle(&pool, &Enrollments).await;
 
-    let incremental = dump(&pool, &Enrollments).await;
+    let incremental = e2e_tests::dump_tables(&pool, &Enrollments).await;
     assert!(incremental.len() >= 12);
     projections::rebuild::into_fresh_tables(&pool, &Enrollments, RunnerOptions::default())
         .await
         .unwrap();
-    assert_eq!(dump(&pool, &Enrollments).await, incremental);
+    assert_eq!(
+        e2e_tests::dump_tables(&pool, &Enrollments).await,
+        incremental
+    );
 }
 
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
@@ -1268,7 +1256,10 @@ async fn batches_of_any_size_give_the_rows_of_one_event_at_a_time(pool: PgPool) 
         projections::rebuild::in_place(&pool, &Enrollments, options)
             .await
             .unwrap();
-        dumps.push((batch_size, dump(&pool, &Enrollments).await));
+        dumps.push((
+            batch_size,
+            e2e_tests::dump_tables(&pool, &Enrollments).await,
+        ));
     }
     let (_, one_by_one) = &dumps[0];
     let report_rows = one_by_one

@@ -464,21 +464,6 @@ async fn a_membership_event_that_does_not_decode_stops_the_projection(pool: PgPo
     );
 }
 
-/// Every row of the projection's tables, as text, in a stable order.
-async fn dump(pool: &PgPool, projection: &dyn Projection) -> Vec<String> {
-    let mut rows = Vec::new();
-    for table in projection.tables() {
-        let mut table_rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT '{table}: ' || to_jsonb(t)::text FROM {table} t ORDER BY 1"
-        ))
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        rows.append(&mut table_rows);
-    }
-    rows
-}
-
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn rebuilding_into_fresh_tables_gives_the_rows_of_incremental_catch_up(pool: PgPool) {
     let store = EventStore::new(pool.clone());
@@ -499,12 +484,12 @@ async fn rebuilding_into_fresh_tables_gives_the_rows_of_incremental_catch_up(poo
     membership(&store, cancel).await;
     settle(&pool, &Learners).await;
 
-    let incremental = dump(&pool, &Learners).await;
+    let incremental = e2e_tests::dump_tables(&pool, &Learners).await;
     assert!(incremental.len() >= 6);
     projections::rebuild::into_fresh_tables(&pool, &Learners, RunnerOptions::default())
         .await
         .unwrap();
-    assert_eq!(dump(&pool, &Learners).await, incremental);
+    assert_eq!(e2e_tests::dump_tables(&pool, &Learners).await, incremental);
 }
 
 /// A small deterministic pseudo-random source (xorshift), so a history is the same every run.
@@ -626,7 +611,7 @@ async fn batches_of_any_size_give_the_rows_of_one_event_at_a_time(pool: PgPool) 
         projections::rebuild::in_place(&pool, &Learners, options)
             .await
             .unwrap();
-        dumps.push((batch_size, dump(&pool, &Learners).await));
+        dumps.push((batch_size, e2e_tests::dump_tables(&pool, &Learners).await));
     }
     let (_, one_by_one) = &dumps[0];
     assert!(one_by_one.len() >= 100, "{} rows", one_by_one.len());

@@ -415,3 +415,107 @@ async fn a_projection_reading_some_types_gets_all_of_them_and_ends_at_the_head(p
         .unwrap();
     assert_eq!(recorded(&pool).await.len(), 6);
 }
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn rebuilding_together_gives_the_rows_of_incremental_catch_up(pool: PgPool) {
+    let mut generator = projections::bench_log::Generator::new();
+    let mut head = Default::default();
+    for _ in 0..3 {
+        head = projections::bench_log::insert(&pool, &generator.next_chunk(400))
+            .await
+            .unwrap();
+    }
+    e2e_tests::read_log(&pool, 1200).await;
+    let all = projections::read_models::all();
+    let mut incremental = Vec::new();
+    for projection in &all {
+        let position = runner::catch_up(&pool, projection.as_ref(), options(37))
+            .await
+            .unwrap();
+        assert_eq!(position, head, "{} caught up", projection.name());
+        let rows = e2e_tests::dump_tables(&pool, projection.as_ref()).await;
+        incremental.push((projection.name(), rows));
+    }
+    let rows = |name: &str| {
+        incremental
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .len()
+    };
+    assert!(rows("enrollments") > 100 && rows("outbox") > 100 && rows("catalog") > 0);
+
+    // Batches of another size, the slowest read model several batches behind the reader.
+    let reached = rebuild::in_place_together(&pool, &all, options(13))
+        .await
+        .unwrap();
+    assert_eq!(reached, vec![head; all.len()]);
+    for ((name, rows), projection) in incremental.iter().zip(&all) {
+        let rebuilt = e2e_tests::dump_tables(&pool, projection.as_ref()).await;
+        assert!(rebuilt == *rows, "{name}: rebuilt together differs");
+    }
+}
+
+/// A read model that records nothing and reads only the `other` aggregate's events.
+struct Others;
+
+#[async_trait]
+impl Projection for Others {
+    fn name(&self) -> &'static str {
+        "others"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        Some(&["other"])
+    }
+
+    async fn apply(&self, _: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
+        assert_eq!(event.aggregate_type, "other", "an event it does not read");
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn rebuilding_together_gives_each_its_types_and_stops_one_at_its_poison_event(pool: PgPool) {
+    setup(&pool).await;
+    append(&pool, "s", 3, "Tested").await;
+    append_other(&pool, "o1", 3).await;
+    append(&pool, "s", 1, "Poison").await;
+    append_other(&pool, "o2", 4).await;
+    append(&pool, "s", 2, "Tested").await;
+    e2e_tests::read_log(&pool, 13).await;
+    let together: Vec<Arc<dyn Projection>> =
+        vec![Arc::new(Picky(Recorder::new("a"))), Arc::new(Others)];
+
+    let err = rebuild::in_place_together(&pool, &together, options(2))
+        .await
+        .unwrap_err();
+    match &err {
+        RunnerError::Poison {
+            projection,
+            event_type,
+            sequence,
+            ..
+        } => assert_eq!(
+            (projection.as_str(), event_type.as_str(), *sequence),
+            ("recorder", "Poison", 4)
+        ),
+        other => panic!("expected a poison error, got {other}"),
+    }
+    assert_eq!(recorded(&pool).await.len(), 3, "the events before it");
+    let head = store::log::head(&pool).await.unwrap();
+    let state = status::all(&pool).await.unwrap();
+    let of = |name: &str| state.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(of("recorder").lag_events, 7);
+    assert!(of("recorder")
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("Poison"));
+    assert_eq!((of("others").position, of("others").lag_events), (head, 0));
+}

@@ -50,7 +50,7 @@ impl Projection for ConsentProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
-        self.apply_batch(conn, std::slice::from_ref(event))
+        self.apply_batch(conn, &[event])
             .await
             .map_err(|(_, error)| error)
     }
@@ -60,7 +60,7 @@ impl Projection for ConsentProjection {
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
-        events: &[LoggedEvent],
+        events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
         let mut changes = Changes::default();
         for (index, event) in events.iter().enumerate() {

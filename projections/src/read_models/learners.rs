@@ -147,7 +147,7 @@ impl Projection for Learners {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
-        self.apply_batch(conn, std::slice::from_ref(event))
+        self.apply_batch(conn, &[event])
             .await
             .map_err(|(_, error)| error)
     }
@@ -157,7 +157,7 @@ impl Projection for Learners {
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
-        events: &[LoggedEvent],
+        events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
         let mut decoded = Vec::new();
         for (index, event) in events.iter().enumerate() {

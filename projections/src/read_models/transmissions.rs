@@ -129,7 +129,7 @@ impl Projection for Transmissions {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
-        self.apply_batch(conn, std::slice::from_ref(event))
+        self.apply_batch(conn, &[event])
             .await
             .map_err(|(_, error)| error)
     }
@@ -137,7 +137,7 @@ impl Projection for Transmissions {
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
-        events: &[LoggedEvent],
+        events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
         let mut attempts = Vec::new();
         for (index, event) in events.iter().enumerate() {

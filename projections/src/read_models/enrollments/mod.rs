@@ -98,7 +98,7 @@ impl Projection for Enrollments {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
-        self.apply_batch(conn, std::slice::from_ref(event))
+        self.apply_batch(conn, &[event])
             .await
             .map_err(|(_, error)| error)
     }
@@ -109,7 +109,7 @@ impl Projection for Enrollments {
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
-        events: &[LoggedEvent],
+        events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
         let mut inputs = Vec::new();
         for (index, event) in events.iter().enumerate() {

@@ -135,7 +135,7 @@ impl Projection for Outbox {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
-        self.apply_batch(conn, std::slice::from_ref(event))
+        self.apply_batch(conn, &[event])
             .await
             .map_err(|(_, error)| error)
     }
@@ -145,7 +145,7 @@ impl Projection for Outbox {
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
-        events: &[LoggedEvent],
+        events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
         let configured: Vec<(Uuid, bool)> = sqlx::query_as(
             "SELECT customer_id, bool_or(channel = ANY ($1)) FROM outbox_configs
