@@ -107,14 +107,26 @@ pub(crate) async fn begin_batch(
     conn: &mut PgConnection,
     name: &str,
 ) -> Result<LogPosition, RunnerError> {
-    // A read model's tables grow from empty during a rebuild, and a connection keeps a
-    // prepared statement's generic plan once it has chosen one: planned on a near-empty table,
-    // a lookup by key stays a sequential scan while the table grows to millions of rows, and
-    // the rebuild turns quadratic. Batches are few statements over many rows each, so
-    // planning every execution for the tables as they are now costs little.
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(&mut *conn)
-        .await?;
+    // A batch's statements look up, insert and update the rows of the batch's keys, a few
+    // thousand at most, in tables that may hold millions. The planner misjudges them in two ways,
+    // both turning a rebuild quadratic: a connection keeps a prepared statement's generic plan
+    // once chosen, and a plan chosen while a table was nearly empty keeps scanning it whole as a
+    // rebuild fills it; and a table filled since its last ANALYZE looks a fraction of its size,
+    // so a lookup of a thousand keys is planned as a sequential scan (hashed or filtered) of
+    // the whole table instead of a thousand index probes. So every execution is planned for
+    // the tables as they are now, and with index probes wherever an index serves. (Those
+    // switches price the other plans out, so high that JIT compilation and parallel workers
+    // would start for every statement: they are off too.)
+    sqlx::query(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+                set_config('enable_seqscan', 'off', true),
+                set_config('enable_hashjoin', 'off', true),
+                set_config('enable_mergejoin', 'off', true),
+                set_config('jit', 'off', true),
+                set_config('max_parallel_workers_per_gather', '0', true)",
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(checkpoint::lock(conn, name).await?)
 }
 

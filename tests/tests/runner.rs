@@ -519,3 +519,59 @@ async fn rebuilding_together_gives_each_its_types_and_stops_one_at_its_poison_ev
         .contains("Poison"));
     assert_eq!((of("others").position, of("others").lag_events), (head, 0));
 }
+
+/// Records the planner settings its batches run with.
+struct PlannerSettings;
+
+#[async_trait]
+impl Projection for PlannerSettings {
+    fn name(&self) -> &'static str {
+        "planner"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["planner_settings"]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, _: &LoggedEvent) -> Result<(), ApplyError> {
+        sqlx::query(
+            "INSERT INTO planner_settings
+             SELECT current_setting('enable_seqscan'), current_setting('enable_hashjoin'),
+                    current_setting('plan_cache_mode')",
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn batches_are_planned_as_index_probes_and_leave_the_connection_as_it_was(pool: PgPool) {
+    sqlx::query("CREATE TABLE planner_settings (seqscan text, hashjoin text, cache text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    append(&pool, "s", 1, "Tested").await;
+    e2e_tests::read_log(&pool, 1).await;
+    // One connection: the batch's and the query's after it.
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    runner::catch_up(&one, &PlannerSettings, options(10))
+        .await
+        .unwrap();
+    let settings = "SELECT current_setting('enable_seqscan'), current_setting('enable_hashjoin'),
+                           current_setting('plan_cache_mode')";
+    let during: Vec<(String, String, String)> = sqlx::query_as("SELECT * FROM planner_settings")
+        .fetch_all(&one)
+        .await
+        .unwrap();
+    assert_eq!(
+        during,
+        vec![("off".into(), "off".into(), "force_custom_plan".into())]
+    );
+    let after: (String, String, String) = sqlx::query_as(settings).fetch_one(&one).await.unwrap();
+    assert_eq!(after, ("on".into(), "on".into(), "auto".into()));
+}
