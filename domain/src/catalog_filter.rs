@@ -158,6 +158,23 @@ impl ContentFilter {
         self.entries.is_empty()
     }
 
+    /// The fields of the filter view that [`matches`](Self::matches) reads: a view cut down to
+    /// them gets the same answer, so a large view need not be read whole.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut fields = Vec::new();
+        for entry in &self.entries {
+            match entry {
+                Entry::AnyOf { field, .. } | Entry::Compare { field, .. } => {
+                    fields.push(field.as_str())
+                }
+                Entry::Keys(_) => fields.extend(["key", "course_key", "content_type"]),
+            }
+        }
+        fields.sort_unstable();
+        fields.dedup();
+        fields
+    }
+
     /// The filter as it was given, for storing it back unchanged.
     pub fn as_json(&self) -> &Value {
         &self.source

@@ -264,7 +264,7 @@ async fn apply_catalog(
 }
 
 /// Replaces a catalog's membership with the published items its filter admits, reading the
-/// items in key order a batch at a time.
+/// items in key order a page at a time.
 async fn evaluate_catalog(
     conn: &mut PgConnection,
     catalog_id: Uuid,
@@ -285,26 +285,12 @@ async fn evaluate_catalog(
         return Ok(());
     }
     let mut after = (String::new(), String::new());
-    loop {
-        let items: Vec<(String, String, Value)> = sqlx::query_as(
-            "SELECT content_type, content_key, filter_view FROM catalog_content
-              WHERE published AND (content_type, content_key) > ($1, $2)
-              ORDER BY content_type, content_key
-              LIMIT $3",
-        )
-        .bind(&after.0)
-        .bind(&after.1)
-        .bind(EVALUATION_BATCH)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some((last_type, last_key, _)) = items.last() else {
-            return Ok(());
-        };
-        after = (last_type.clone(), last_key.clone());
-        let (types, keys): (Vec<&str>, Vec<&str>) = items
+    while let Some((last, admitted)) =
+        admitted_page(conn, "catalog_content", filter, &after).await?
+    {
+        let (types, keys): (Vec<&str>, Vec<&str>) = admitted
             .iter()
-            .filter(|(_, _, view)| filter.matches(view))
-            .map(|(t, k, _)| (t.as_str(), k.as_str()))
+            .map(|(t, k)| (t.as_str(), k.as_str()))
             .unzip();
         sqlx::query(
             "INSERT INTO catalog_membership (catalog_id, content_type, content_key)
@@ -316,7 +302,51 @@ async fn evaluate_catalog(
         .bind(&keys)
         .execute(&mut *conn)
         .await?;
+        after = last;
     }
+    Ok(())
+}
+
+/// A content item: its type and key.
+pub(crate) type Item = (String, String);
+
+/// Reads the next [`EVALUATION_BATCH`] published items after `after`, in key order, from
+/// `table` (this read model's `catalog_content`, or the outbox's copy of it, which has the same
+/// columns) and matches them against `filter`; returns the last item read and the ones the
+/// filter admits, or `None` past the last item. Only the fields of the filter view the filter
+/// reads are shipped: a view holds the item's whole discovery record, kilobytes each, and a
+/// new catalog is matched against every published item.
+pub(crate) async fn admitted_page(
+    conn: &mut PgConnection,
+    table: &'static str,
+    filter: &ContentFilter,
+    after: &Item,
+) -> Result<Option<(Item, Vec<Item>)>, ApplyError> {
+    let items: Vec<(String, String, Value)> = sqlx::query_as(&format!(
+        "SELECT content_type, content_key,
+                (SELECT coalesce(jsonb_object_agg(f.key, f.value), '{{}}')
+                   FROM jsonb_each(filter_view) f WHERE f.key = ANY ($4))
+           FROM {table}
+          WHERE published AND (content_type, content_key) > ($1, $2)
+          ORDER BY content_type, content_key
+          LIMIT $3"
+    ))
+    .bind(&after.0)
+    .bind(&after.1)
+    .bind(EVALUATION_BATCH)
+    .bind(filter.fields())
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some((last_type, last_key, _)) = items.last() else {
+        return Ok(None);
+    };
+    let last = (last_type.clone(), last_key.clone());
+    let admitted = items
+        .into_iter()
+        .filter(|(_, _, view)| filter.matches(view))
+        .map(|(t, k, _)| (t, k))
+        .collect();
+    Ok(Some((last, admitted)))
 }
 
 mod query;

@@ -3,12 +3,12 @@
 //!
 //! Catalog membership is evaluated here as the catalog read model evaluates it (every catalog's
 //! filter parsed with [`domain::catalog_filter`] and matched against the item's
-//! `filter_view`): the catalog module keeps its evaluation private, and a projection reads only
-//! its own tables, so this is a small equivalent over the outbox's own copies.
+//! `filter_view`, a new catalog against every item with the catalog module's
+//! [`admitted_page`]), over the outbox's own copies: a projection reads only its own tables.
 
 use super::{item_id, ItemAction, ItemKind};
 use crate::projection::ApplyError;
-use crate::read_models::catalog::parse_filter;
+use crate::read_models::catalog::{admitted_page, parse_filter, Item};
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::ContentFilter;
 use domain::content::{ContentEvent, ContentMetadata};
@@ -17,12 +17,6 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use std::collections::BTreeSet;
 use uuid::Uuid;
-
-/// A content item: its type and key.
-type Item = (String, String);
-
-/// Published items read at a time when a catalog's filter is evaluated against all of them.
-const EVALUATION_BATCH: i64 = 1000;
 
 /// Whether a catalog `c` counts for the configuration `cfg` (SQL over those aliases).
 const TRANSMITS: &str = "c.customer_id = cfg.customer_id
@@ -209,28 +203,9 @@ async fn evaluate_catalog(
 ) -> Result<BTreeSet<Item>, ApplyError> {
     let mut admitted: BTreeSet<Item> = BTreeSet::new();
     let mut after = (String::new(), String::new());
-    loop {
-        let items: Vec<(String, String, Value)> = sqlx::query_as(
-            "SELECT content_type, content_key, filter_view FROM outbox_content
-              WHERE published AND (content_type, content_key) > ($1, $2)
-              ORDER BY content_type, content_key
-              LIMIT $3",
-        )
-        .bind(&after.0)
-        .bind(&after.1)
-        .bind(EVALUATION_BATCH)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some((last_type, last_key, _)) = items.last() else {
-            break;
-        };
-        after = (last_type.clone(), last_key.clone());
-        admitted.extend(
-            items
-                .into_iter()
-                .filter(|(_, _, view)| filter.matches(view))
-                .map(|(t, k, _)| (t, k)),
-        );
+    while let Some((last, page)) = admitted_page(conn, "outbox_content", filter, &after).await? {
+        admitted.extend(page);
+        after = last;
     }
     let before: Vec<Item> = sqlx::query_as(
         "DELETE FROM outbox_catalog_content WHERE catalog_id = $1
