@@ -2,9 +2,9 @@
 //!
 //! - In place: empty the tables and reset the checkpoint in one transaction, then catch up.
 //!   Readers see the read model fill up again.
-//! - Several read models in place together: the log is read once for all of them, a batch
-//!   ahead of the slowest, and each applies every batch in a transaction of its own, so they
-//!   work at the same time on the same events (see [`in_place_together`]).
+//! - Several read models in place together: the log is read once for all of them, up to two
+//!   batches ahead of the slowest, and each applies every batch in a transaction of its own, so
+//!   they work at the same time on the same events (see [`in_place_together`]).
 //! - Into fresh tables: build copies of the tables in a schema of their own (`rebuild_<name>`,
 //!   with its own checkpoint) while the live tables keep serving and the live runner keeps
 //!   updating them; then, in one transaction that holds the live checkpoint, apply what arrived

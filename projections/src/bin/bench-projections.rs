@@ -175,6 +175,14 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
         "all",
         rate / raw
     );
+    let log_rate = |label: &str, started: Instant, what: &str| {
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = written as f64 / seconds;
+        println!(
+            "{label:>12} {seconds:>10.1} {rate:>12.0} {:>7.2}  ({what}: log events / s)",
+            rate / raw
+        );
+    };
     // The read models rebuilt together, as a service started on an empty database builds them
     // (every runner at once): the whole log through all of them.
     let started = Instant::now();
@@ -183,23 +191,11 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
             .map(|projection| rebuild::in_place(&pool, projection.as_ref(), options)),
     )
     .await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let rate = written as f64 / seconds;
-    println!(
-        "{:>12} {seconds:>10.1} {rate:>12.0} {:>7.2}  (all at once: log events / s)",
-        "together",
-        rate / raw
-    );
+    log_rate("together", started, "all at once");
     // The same, reading the log once for all of them, as `replay-tools rebuild --all` does.
     let started = Instant::now();
     rebuild::in_place_together(&pool, &all, options).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let rate = written as f64 / seconds;
-    println!(
-        "{:>12} {seconds:>10.1} {rate:>12.0} {:>7.2}  (all at once, one read: log events / s)",
-        "one read",
-        rate / raw
-    );
+    log_rate("one read", started, "all at once, one read");
 
     if args.lag_seconds > 0 {
         lag(&pool, &mut generator, args).await?;
