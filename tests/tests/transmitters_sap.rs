@@ -373,6 +373,47 @@ async fn the_sync_pages_inactive_students_and_unlinks_them(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn the_sync_skips_its_turn_while_another_process_syncs(pool: PgPool) {
+    let s = setup(pool, false).await;
+    let inactive = sap_learner(&s.world, 2).await;
+    s.fake.deactivate("EMP2");
+    project(&s.pool, &Learners).await;
+    project_all(&s.pool).await;
+    // Another process's sync holds the lock.
+    let mut other = s.pool.acquire().await.unwrap().detach();
+    let lock = "hashtextextended('sap-inactive-sync', 0)";
+    let held: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({lock})"))
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert!(held);
+    let worker = Worker::new(s.pool.clone(), options());
+    let skipped = worker.sync_sap_inactive().await.unwrap();
+    assert!(
+        skipped.skipped && skipped.configurations == 0,
+        "{skipped:?}"
+    );
+    assert!(s.fake.received().is_empty(), "SAP was not asked");
+
+    sqlx::query(&format!("SELECT pg_advisory_unlock({lock})"))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let ran = worker.sync_sap_inactive().await.unwrap();
+    assert_eq!(
+        (ran.skipped, ran.configurations, ran.unlinked),
+        (false, 1, 1),
+        "{ran:?}"
+    );
+    project(&s.pool, &Learners).await;
+    let gone = memberships_of_learner(&s.pool, inactive).await.unwrap();
+    assert_eq!(gone[0].state, MembershipStatus::Unlinked);
+    // The lock is released after a sync: the next one runs too.
+    let again = worker.sync_sap_inactive().await.unwrap();
+    assert!(!again.skipped && again.configurations == 1, "{again:?}");
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn a_429_is_retried_after_its_retry_after(pool: PgPool) {
     let s = setup(pool, false).await;
     s.fake

@@ -198,6 +198,9 @@ pub async fn run(
         loops.spawn(async move {
             while !*stopped.borrow() {
                 match worker.sync_sap_inactive().await {
+                    Ok(report) if report.skipped => {
+                        tracing::debug!("SAP inactive-learner sync running in another process")
+                    }
                     Ok(report) if report.unlinked > 0 || report.failed > 0 => {
                         tracing::info!(?report, "SAP inactive-learner sync")
                     }
@@ -645,7 +648,8 @@ impl Worker {
         }
     }
 
-    /// Unlinks the learners SAP lists as inactive, for every active SAP configuration, once.
+    /// Unlinks the learners SAP lists as inactive, for every active SAP configuration, once
+    /// (or skips, while another process's sync runs).
     pub async fn sync_sap_inactive(&self) -> Result<InactiveSync, WorkerError> {
         Ok(
             crate::sap::inactive::sync_all(&self.pool, &self.store, &self.http, &self.configs)

@@ -2,7 +2,7 @@
 //! (`searchStudent`) on the admin token and unlink, relinkably, every linked learner of the
 //! customer whose id at the configuration's identity provider is among them. edX runs this as
 //! a periodic job; here [`crate::run`] runs it every `WorkerOptions::sap_inactive_sync`, and
-//! [`crate::Worker::sync_sap_inactive`] runs it once.
+//! [`crate::Worker::sync_sap_inactive`] runs it once; one process at a time (an advisory lock).
 
 use super::{admin_auth, settings, Sap, SEARCH_STUDENT_PATH};
 use crate::channel::{Body, Request};
@@ -11,7 +11,7 @@ use crate::http::Http;
 use domain::channel::Channel;
 use reqwest::Method;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use store::EventStore;
 use uuid::Uuid;
 
@@ -31,6 +31,8 @@ pub struct InactiveSync {
     pub inactive: usize,
     /// Learners unlinked.
     pub unlinked: usize,
+    /// Another process's sync was running, so this one did nothing.
+    pub skipped: bool,
 }
 
 /// Why one configuration's sync stopped. Nothing was unlinked for it then.
@@ -134,9 +136,35 @@ pub async fn unlink_inactive(
     Ok((students.len(), unlinked))
 }
 
-/// Runs [`unlink_inactive`] for every active SAP configuration. A configuration that fails is
-/// logged and counted; the others go on.
+/// The advisory lock that lets one sync run at a time across all worker processes.
+const SYNC_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended('sap-inactive-sync', 0))";
+
+/// Runs [`unlink_inactive`] for every active SAP configuration, unless another process's sync
+/// is running (every worker process runs the sync; two at once would ask SAP twice for the
+/// same pages). A configuration that fails is logged and counted; the others go on.
 pub async fn sync_all(
+    pool: &PgPool,
+    store: &EventStore,
+    http: &Http,
+    configs: &ConfigCache,
+) -> Result<InactiveSync, sqlx::Error> {
+    // A connection of its own, closed at the end: closing releases the session lock whatever
+    // happened meanwhile, where a pooled connection would keep it.
+    let mut holder = pool.acquire().await?.detach();
+    let held: bool = sqlx::query_scalar(SYNC_LOCK).fetch_one(&mut holder).await?;
+    if !held {
+        let _ = holder.close().await;
+        return Ok(InactiveSync {
+            skipped: true,
+            ..InactiveSync::default()
+        });
+    }
+    let report = sync_configurations(pool, store, http, configs).await;
+    let _ = holder.close().await;
+    report
+}
+
+async fn sync_configurations(
     pool: &PgPool,
     store: &EventStore,
     http: &Http,
