@@ -5,7 +5,8 @@
 //!   transaction as the projection's writes.
 //! - [`runner`]: wait, read a batch, apply it and advance the checkpoint in one transaction,
 //!   repeat; one active runner per projection across processes.
-//! - [`rebuild`]: rebuilding a read model from zero, in place or into fresh tables then swapped.
+//! - [`rebuild`]: rebuilding a read model from zero, in place or into fresh tables then swapped;
+//!   several in place together, with one read of the log.
 //! - [`status`]: position, lag and last error of every projection.
 //! - [`read_models`]: the read models.
 //! - [`bench_log`]: a generated log of a realistic mix, for the benchmarks.
