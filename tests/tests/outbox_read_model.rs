@@ -576,6 +576,43 @@ async fn content_in_scope_is_created_once_with_the_latest_metadata(pool: PgPool)
     );
 }
 
+/// The outbox's membership rows: catalog, content type, content key.
+async fn outbox_membership(pool: &PgPool) -> Vec<(Uuid, String, String)> {
+    sqlx::query_as(
+        "SELECT catalog_id, content_type, content_key FROM outbox_catalog_content
+          ORDER BY catalog_id, content_type, content_key",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn membership_is_kept_only_once_the_customer_has_a_configuration(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let filtered = add_catalog(&world, json!({"course_key": ["edX+DemoX"]})).await;
+    project(&pool, &Outbox).await;
+    assert!(outbox_membership(&pool).await.is_empty());
+
+    // The first configuration evaluates every catalog of the customer, not only the ones it
+    // transmits, and from then on catalogs and content keep it up to date.
+    configure(&world, Channel::Sap, vec![filtered]).await;
+    project(&pool, &Outbox).await;
+    let item =
+        |catalog: CatalogId, key: &str| (catalog.0, "courserun".to_string(), key.to_string());
+    let mut expected = vec![item(world.catalog, RUN), item(filtered, RUN)];
+    expected.sort();
+    assert_eq!(outbox_membership(&pool).await, expected);
+
+    let other = "course-v1:edX+Other+2025";
+    publish(&world, run(other, "Other")).await;
+    let narrow = add_catalog(&world, json!({"course_key": ["edX+Other"]})).await;
+    project(&pool, &Outbox).await;
+    expected.extend([item(world.catalog, other), item(narrow, other)]);
+    expected.sort();
+    assert_eq!(outbox_membership(&pool).await, expected);
+}
+
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn create_then_delete_before_sending_sends_nothing(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;

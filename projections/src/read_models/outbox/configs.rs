@@ -26,6 +26,14 @@ pub(super) async fn apply_config(
             ..
         } => {
             let catalogs: Vec<Uuid> = catalogs_to_transmit.iter().map(|c| c.0).collect();
+            let first: bool = sqlx::query_scalar(
+                "SELECT NOT EXISTS (SELECT 1 FROM outbox_configs
+                                     WHERE customer_id = $1 AND config_id <> $2)",
+            )
+            .bind(customer_id.0)
+            .bind(config_id.0)
+            .fetch_one(&mut *conn)
+            .await?;
             sqlx::query(
                 "INSERT INTO outbox_configs (config_id, customer_id, channel, active,
                         catalogs_to_transmit, disable_learner_data)
@@ -44,6 +52,9 @@ pub(super) async fn apply_config(
             .bind(disable_learner_data)
             .execute(&mut *conn)
             .await?;
+            if first {
+                content::evaluate_customer_catalogs(conn, customer_id.0).await?;
+            }
             if is_live(conn, config_id.0).await? {
                 content::sweep_config(conn, config_id.0, true, at).await?;
             }

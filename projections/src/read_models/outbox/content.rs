@@ -5,6 +5,12 @@
 //! filter parsed with [`domain::catalog_filter`] and matched against the item's
 //! `filter_view`, a new catalog against every item with the catalog module's
 //! [`admitted_page`]), over the outbox's own copies: a projection reads only its own tables.
+//!
+//! Membership is kept only for the catalogs of *configured* customers, those with a channel
+//! configuration (live or not): only their scopes are ever read, and most customers have none.
+//! A customer's first configuration evaluates its catalogs ([`evaluate_customer_catalogs`])
+//! before anything reads its scope; configurations are never removed, so a configured customer
+//! stays configured.
 
 use super::{item_id, ItemAction, ItemKind};
 use crate::projection::ApplyError;
@@ -98,13 +104,16 @@ async fn store_content(
     Ok(())
 }
 
+/// The parsed filters of the catalogs whose membership is kept: those of configured customers.
 async fn catalog_filters(
     conn: &mut PgConnection,
 ) -> Result<Vec<(Uuid, ContentFilter)>, ApplyError> {
-    let rows: Vec<(Uuid, Value)> =
-        sqlx::query_as("SELECT catalog_id, content_filter FROM outbox_catalogs")
-            .fetch_all(conn)
-            .await?;
+    let rows: Vec<(Uuid, Value)> = sqlx::query_as(
+        "SELECT catalog_id, content_filter FROM outbox_catalogs
+          WHERE customer_id IN (SELECT customer_id FROM outbox_configs)",
+    )
+    .fetch_all(conn)
+    .await?;
     rows.into_iter()
         .map(|(id, filter)| Ok((id, parse_filter(id, &filter)?)))
         .collect()
@@ -135,6 +144,9 @@ pub(super) async fn apply_catalog(
             .bind(&content_filter)
             .execute(&mut *conn)
             .await?;
+            if !is_configured(conn, customer_id.0).await? {
+                return Ok(());
+            }
             (
                 customer_id,
                 evaluate_catalog(conn, catalog_id.0, &filter).await?,
@@ -157,7 +169,7 @@ pub(super) async fn apply_catalog(
             .execute(&mut *conn)
             .await?
             .rows_affected();
-            if updated == 0 {
+            if updated == 0 || !is_configured(conn, customer_id.0).await? {
                 return Ok(());
             }
             (
@@ -229,6 +241,33 @@ async fn evaluate_catalog(
     .await?;
     let before: BTreeSet<Item> = before.into_iter().collect();
     Ok(before.symmetric_difference(&admitted).cloned().collect())
+}
+
+/// Evaluates every catalog of a customer that has just been configured (see the module doc):
+/// none of them had membership rows.
+pub(super) async fn evaluate_customer_catalogs(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+) -> Result<(), ApplyError> {
+    let catalogs: Vec<(Uuid, Value)> = sqlx::query_as(
+        "SELECT catalog_id, content_filter FROM outbox_catalogs WHERE customer_id = $1
+          ORDER BY catalog_id",
+    )
+    .bind(customer_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (catalog_id, filter) in catalogs {
+        evaluate_catalog(conn, catalog_id, &parse_filter(catalog_id, &filter)?).await?;
+    }
+    Ok(())
+}
+
+/// Whether the customer has a channel configuration, live or not.
+async fn is_configured(conn: &mut PgConnection, customer_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox_configs WHERE customer_id = $1)")
+        .bind(customer_id)
+        .fetch_one(conn)
+        .await
 }
 
 async fn has_live_config(conn: &mut PgConnection, customer_id: Uuid) -> Result<bool, sqlx::Error> {

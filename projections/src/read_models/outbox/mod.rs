@@ -5,7 +5,8 @@
 //! - inputs, the projection's own copies of what its rules read: `outbox_configs`,
 //!   `outbox_customers`, `outbox_catalogs`, `outbox_content`, `outbox_catalog_content`
 //!   (catalog membership, evaluated with [`domain::catalog_filter`] as the catalog read model
-//!   does), `outbox_memberships`, `outbox_consents`, `outbox_enrollments`, `outbox_completions`;
+//!   does, for the catalogs of customers with a configuration only), `outbox_memberships`,
+//!   `outbox_consents`, `outbox_enrollments`, `outbox_completions`;
 //! - decisions: `outbox_content_targets` (whether each configuration's remote should hold each
 //!   item, and the version of that decision) and `outbox_learner_targets`;
 //! - the queue `outbox_items`, and `outbox_remote_content`: what each remote system holds
