@@ -1,17 +1,19 @@
 //! A generated event log of a realistic mix, for the benchmarks (`bench-projections`,
-//! `bench-consent-history`): customers with two catalogs, course runs, and learners who are
-//! linked, consent, enroll, get a grade and complete. Rows go straight into `events`, many per
+//! `bench-consent-history`): customers with two catalogs (one in ten with an SAP SuccessFactors
+//! channel configuration), course runs, and learners who are linked, consent, enroll, get a
+//! grade and complete. Rows go straight into `events`, many per
 //! statement, which is far faster than commands and gives the same log.
 
 use chrono::Utc;
 use cqrs_es::DomainEvent;
+use domain::channel::{ChannelEvent, ChannelSettings, SapUserType};
 use domain::completion::{CompletionEvent, GradeLabel, ProgressStatus};
 use domain::consent::{ConsentEvent, ConsentSource, ConsentSubject};
 use domain::content::{discovery, ContentEvent, ContentMetadata, ContentType};
 use domain::course_mode::CourseMode;
 use domain::customer::{ConsentEnforcement, ConsentPolicy, CustomerEvent};
 use domain::enrollment::{EnrollmentEvent, EnrollmentSource};
-use domain::ids::{CatalogId, CourseKey, CourseRunId, CustomerId, LearnerId};
+use domain::ids::{CatalogId, ChannelConfigId, CourseKey, CourseRunId, CustomerId, LearnerId};
 use domain::membership::MembershipEvent;
 use sqlx::PgPool;
 use store::log::LogPosition;
@@ -57,8 +59,9 @@ pub async fn insert(pool: &PgPool, rows: &[Row]) -> Result<LogPosition, sqlx::Er
     })
 }
 
-/// Generates a realistic log: per customer two catalogs; course runs with their courses;
-/// learners who are linked, consent, enroll, get a grade and complete.
+/// Generates a realistic log: per customer two catalogs, and for one customer in ten an active
+/// SAP SuccessFactors configuration transmitting them (content and learner data); course runs
+/// with their courses; learners who are linked, consent, enroll, get a grade and complete.
 pub struct Generator {
     template: ContentMetadata,
     customers: Vec<(CustomerId, Vec<CatalogId>)>,
@@ -225,7 +228,42 @@ impl Generator {
             self.push("customer", stream.clone(), 2 + i as i64, CustomerEvent::CatalogAdded { customer_id: customer, catalog_id: catalog, title: format!("Catalog {i}"), content_filter: filter, enabled_course_modes: vec![CourseMode::Audit, CourseMode::Verified], publish_audit_enrollment_urls: false });
             catalogs.push(catalog);
         }
+        if self.customers.len().is_multiple_of(10) {
+            self.add_configuration(customer);
+        }
         self.customers.push((customer, catalogs));
+    }
+
+    fn add_configuration(&mut self, customer: CustomerId) {
+        let config_id = ChannelConfigId(Uuid::new_v4());
+        let settings = ChannelSettings::Sap {
+            base_url: "https://sap.example.com/".into(),
+            company_id: format!("company-{}", self.customers.len()),
+            user_id: "api".into(),
+            user_type: SapUserType::User,
+            provider_id: "EDX".into(),
+            additional_locales: Vec::new(),
+            transmit_total_hours: false,
+            prevent_self_submit_grades: false,
+        };
+        self.push(
+            "channel_configuration",
+            domain::channel::channel_stream_id(config_id),
+            1,
+            ChannelEvent::ChannelConfigurationCreated {
+                config_id,
+                customer_id: customer,
+                display_name: "SuccessFactors".into(),
+                active: true,
+                dry_run: false,
+                catalogs_to_transmit: Vec::new(),
+                transmission_chunk_size: 1,
+                disable_learner_data: false,
+                idp_id: None,
+                settings,
+                secrets: Default::default(),
+            },
+        );
     }
 
     fn add_run(&mut self) {
