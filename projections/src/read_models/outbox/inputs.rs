@@ -5,8 +5,10 @@
 //! each), and most learners belong to customers without a channel configuration: for them the
 //! outbox only records the inputs. Writing those one statement per event would make the outbox
 //! the slowest read model to rebuild, so a batch folds them (the last word per key wins, as it
-//! would event by event) and writes them when a rule is about to read them, and at the end.
-//! Only the completion gate and the consent-policy regate read these tables; both flush first.
+//! would event by event) and writes them at the end, or before a rule reads the tables.
+//! The completion gate reads the written rows and takes what the batch folded since over them
+//! (the `*_of` getters), so a configured learner's completion does not write the batch out;
+//! the consent-policy regate reads the tables in SQL and flushes first.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -75,6 +77,35 @@ impl LearnerInputs {
     ) {
         self.completions
             .insert((customer, learner, run.to_string()), row);
+    }
+
+    /// The membership the batch folded for a learner, if any: linked and active, or `None`
+    /// for one that is gone.
+    pub(super) fn membership_of(
+        &self,
+        customer: Uuid,
+        learner: Uuid,
+    ) -> Option<Option<(bool, bool)>> {
+        self.memberships.get(&(customer, learner)).copied()
+    }
+
+    /// The course consent the batch folded, if any: granted or not.
+    pub(super) fn consent_of(&self, customer: Uuid, learner: Uuid, key: &str) -> Option<bool> {
+        self.consents
+            .get(&(customer, learner, key.to_string()))
+            .copied()
+    }
+
+    /// The enrollment the batch folded for a run, if any: its mode and whether it is audit-only.
+    pub(super) fn enrollment_of(
+        &self,
+        customer: Uuid,
+        learner: Uuid,
+        run: &str,
+    ) -> Option<(&'static str, bool)> {
+        self.enrollments
+            .get(&(customer, learner, run.to_string()))
+            .copied()
     }
 
     /// Writes what the batch has folded so far, one statement per table.

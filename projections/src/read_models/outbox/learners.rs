@@ -126,9 +126,8 @@ pub(super) async fn apply_enrollment(
     if configs.is_empty() {
         return Ok(());
     }
-    inputs.flush(conn).await?;
     let key = consent_key(&run)?;
-    let gate = Gate::read(conn, customer, learner, &run, &key).await?;
+    let gate = Gate::read(conn, inputs, customer, learner, &run, &key).await?;
     let Some(status) = gate.status() else {
         return Ok(());
     };
@@ -266,10 +265,11 @@ struct Gate {
 }
 
 impl Gate {
-    /// Reads the gate of a learner's course run from the inputs (written first: see
-    /// `LearnerInputs::flush`).
+    /// Reads the gate of a learner's course run from the written inputs, then takes over them
+    /// what the batch has folded since and not written yet: the newer word.
     async fn read(
         conn: &mut PgConnection,
+        inputs: &LearnerInputs,
         customer: Uuid,
         learner: Uuid,
         run: &str,
@@ -294,14 +294,24 @@ impl Gate {
         .bind(key)
         .fetch_one(conn)
         .await?;
-        Ok(Self {
+        let mut gate = Self {
             member,
             mode,
             audit,
             audit_reporting,
             requests_consent,
             granted,
-        })
+        };
+        if let Some(state) = inputs.membership_of(customer, learner) {
+            gate.member = state == Some((true, true));
+        }
+        if let Some((mode, audit)) = inputs.enrollment_of(customer, learner, run) {
+            (gate.mode, gate.audit) = (Some(mode.to_string()), Some(audit));
+        }
+        if let Some(granted) = inputs.consent_of(customer, learner, key) {
+            gate.granted = Some(granted);
+        }
+        Ok(gate)
     }
 
     /// The status of a new row: `pending`, `held` (consent not answered yet) or none.
@@ -398,10 +408,8 @@ pub(super) async fn apply_completion(
     if configs.is_empty() {
         return Ok(());
     }
-    // The gate reads the inputs: what the batch folded so far must be written first.
-    inputs.flush(conn).await?;
     let key = consent_key(&run)?;
-    let gate = Gate::read(conn, customer, learner, &run, &key).await?;
+    let gate = Gate::read(conn, inputs, customer, learner, &run, &key).await?;
     let Some(status_of_row) = gate.status() else {
         return Ok(());
     };
