@@ -6,7 +6,8 @@
 //!   view ([`ContentMetadata::filter_view`]) and `published` (false once retired; the last
 //!   metadata is kept). `course_key` is a run's course, a course's own key, NULL for programs.
 //! - `catalog_catalogs`: one row per catalog of a customer, with its `content_filter`.
-//! - `catalog_membership`: the published items a catalog's filter admits.
+//! - `catalog_membership`: the published items a catalog's filter admits, indexed by catalog
+//!   only (every query names its catalogs).
 //!
 //! Rules:
 //! - `ContentPublished` / `ContentUpdated` store the item as published and evaluate it against
@@ -81,31 +82,36 @@ async fn apply_content(conn: &mut PgConnection, event: ContentEvent) -> Result<(
         ContentEvent::ContentPublished { metadata } | ContentEvent::ContentUpdated { metadata } => {
             store_content(conn, &metadata).await?;
             let view = metadata.filter_view();
-            let admitting: Vec<Uuid> = catalog_filters(conn)
+            let (admitting, others): (Vec<_>, Vec<_>) = catalog_filters(conn)
                 .await?
                 .into_iter()
-                .filter(|(_, filter)| filter.matches(&view))
-                .map(|(id, _)| id)
-                .collect();
-            // Leave the catalogs that no longer admit the item, join those that now do.
+                .partition(|(_, filter)| filter.matches(&view));
+            let ids = |catalogs: Vec<(Uuid, ContentFilter)>| -> Vec<Uuid> {
+                catalogs.into_iter().map(|(id, _)| id).collect()
+            };
+            // Leave the catalogs that no longer admit the item, join those that now do (the
+            // rows are found by catalog: membership has no index by item).
             sqlx::query(
                 "WITH left_catalogs AS (
                      DELETE FROM catalog_membership
-                      WHERE content_type = $1 AND content_key = $2 AND catalog_id <> ALL($3))
+                      WHERE catalog_id = ANY ($4) AND content_type = $1 AND content_key = $2)
                  INSERT INTO catalog_membership (catalog_id, content_type, content_key)
                  SELECT unnest($3::uuid[]), $1, $2
                  ON CONFLICT DO NOTHING",
             )
             .bind(metadata.content_type.as_str())
             .bind(&metadata.key)
-            .bind(&admitting)
+            .bind(ids(admitting))
+            .bind(ids(others))
             .execute(&mut *conn)
             .await?;
         }
         ContentEvent::ContentRetired { content_type, key } => {
             sqlx::query(
                 "WITH left_catalogs AS (
-                     DELETE FROM catalog_membership WHERE content_type = $1 AND content_key = $2)
+                     DELETE FROM catalog_membership
+                      WHERE catalog_id IN (SELECT catalog_id FROM catalog_catalogs)
+                        AND content_type = $1 AND content_key = $2)
                  UPDATE catalog_content SET published = false
                   WHERE content_type = $1 AND content_key = $2",
             )
