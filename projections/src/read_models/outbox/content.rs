@@ -357,7 +357,8 @@ pub(super) async fn sweep_config(
 
 /// Records the new decision for a configuration x item and queues it: a create or update when
 /// the remote should hold the item, a delete when it should not but holds it (or has it in
-/// flight), and otherwise cancels the open row, if any: nothing is to be sent.
+/// flight), and otherwise cancels the open row, if any: nothing is to be sent. One statement:
+/// a new item in scope makes one transition per configuration of its customers.
 async fn transition(
     conn: &mut PgConnection,
     config_id: Uuid,
@@ -367,73 +368,52 @@ async fn transition(
     version: i32,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
-    sqlx::query(
-        "INSERT INTO outbox_content_targets (config_id, content_type, content_key, present, version)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (config_id, content_type, content_key) DO UPDATE
-            SET present = EXCLUDED.present, version = EXCLUDED.version",
-    )
-    .bind(config_id)
-    .bind(content_type)
-    .bind(content_key)
-    .bind(present)
-    .bind(version)
-    .execute(&mut *conn)
-    .await?;
     let subject = subject(content_type, content_key);
-    // Held by the remote, or about to be: a create or update in flight may succeed.
-    let held: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM outbox_remote_content
-                         WHERE config_id = $1 AND content_type = $2 AND content_key = $3)
-             OR EXISTS (SELECT 1 FROM outbox_items
-                         WHERE config_id = $1 AND kind = 'content' AND subject = $4
-                           AND status = 'leased' AND present)",
-    )
-    .bind(config_id)
-    .bind(content_type)
-    .bind(content_key)
-    .bind(&subject)
-    .fetch_one(&mut *conn)
-    .await?;
-    let action = match (present, held) {
-        (true, true) => ItemAction::Update,
-        (true, false) => ItemAction::Create,
-        (false, true) => ItemAction::Delete,
-        (false, false) => {
-            sqlx::query(
-                "UPDATE outbox_items
-                    SET status = 'cancelled', updated_at = $3,
-                        cancel_reason = 'left the scope before it was sent'
-                  WHERE config_id = $1 AND kind = 'content' AND subject = $2
-                    AND status IN ('pending', 'held')",
-            )
-            .bind(config_id)
-            .bind(&subject)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            return Ok(());
-        }
-    };
     let id = item_id(config_id, ItemKind::Content, &subject, version);
-    // The open row, if any, takes the new decision (coalescing); it keeps its attempts and
-    // its next attempt time.
-    sqlx::query(
-        "INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject, version,
+    // `held`: the remote holds the item, or is about to (a create or update in flight may
+    // succeed). The open row, if any, takes the new decision (coalescing); it keeps its
+    // attempts and its next attempt time.
+    sqlx::query(&format!(
+        "WITH target AS (
+             INSERT INTO outbox_content_targets
+                    (config_id, content_type, content_key, present, version)
+             VALUES ($2, $8, $9, $7, $6)
+             ON CONFLICT (config_id, content_type, content_key) DO UPDATE
+                SET present = EXCLUDED.present, version = EXCLUDED.version),
+         remote AS (
+             SELECT EXISTS (SELECT 1 FROM outbox_remote_content
+                             WHERE config_id = $2 AND content_type = $8 AND content_key = $9)
+                 OR EXISTS (SELECT 1 FROM outbox_items
+                             WHERE config_id = $2 AND kind = $4 AND subject = $5
+                               AND status = 'leased' AND present) AS held),
+         cancelled AS (
+             UPDATE outbox_items
+                SET status = 'cancelled', updated_at = $10,
+                    cancel_reason = 'left the scope before it was sent'
+              WHERE config_id = $2 AND kind = $4 AND subject = $5
+                AND status IN ('pending', 'held')
+                AND NOT $7 AND NOT (SELECT held FROM remote))
+         INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject, version,
                 present, content_type, content_key, payload, status, attempts, next_attempt_at,
                 created_at, updated_at)
-         SELECT $1, $2, $3, 'content', $4, $5, $6, $7, $8, $9, c.metadata, 'pending', 0, $10,
-                $10, $10
-           FROM outbox_content c WHERE c.content_type = $8 AND c.content_key = $9
+         SELECT $1, $2, $3, $4,
+                CASE WHEN NOT $7 THEN '{delete}' WHEN remote.held THEN '{update}'
+                     ELSE '{create}' END,
+                $5, $6, $7, $8, $9, c.metadata, 'pending', 0, $10, $10, $10
+           FROM outbox_content c, remote
+          WHERE c.content_type = $8 AND c.content_key = $9 AND ($7 OR remote.held)
          ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
             SET item_id = EXCLUDED.item_id, action = EXCLUDED.action,
                 version = EXCLUDED.version, present = EXCLUDED.present,
                 payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at",
-    )
+        delete = ItemAction::Delete.as_str(),
+        update = ItemAction::Update.as_str(),
+        create = ItemAction::Create.as_str(),
+    ))
     .bind(id)
     .bind(config_id)
     .bind(customer_id)
-    .bind(action.as_str())
+    .bind(ItemKind::Content.as_str())
     .bind(&subject)
     .bind(version)
     .bind(present)
