@@ -313,7 +313,12 @@ async fn reconcile_item(
     .await?;
     for (config_id, customer_id, now_in, was_in, version) in rows {
         if now_in != was_in || (now_in && metadata_changed) {
-            transition(conn, config_id, customer_id, item, now_in, version + 1, at).await?;
+            let decision = Decision {
+                item: item.clone(),
+                present: now_in,
+                version: version + 1,
+            };
+            transition(conn, config_id, customer_id, &[decision], at).await?;
         }
     }
     Ok(())
@@ -346,62 +351,109 @@ pub(super) async fn sweep_config(
     .bind(config_id)
     .fetch_all(&mut *conn)
     .await?;
-    for (customer_id, content_type, content_key, now_in, was_in, version) in rows {
-        if now_in != was_in || (full && now_in) {
-            let item = (content_type, content_key);
-            transition(conn, config_id, customer_id, &item, now_in, version + 1, at).await?;
-        }
-    }
-    Ok(())
+    let Some(customer_id) = rows.first().map(|row| row.0) else {
+        return Ok(());
+    };
+    let decisions: Vec<Decision> = rows
+        .into_iter()
+        .filter(|(_, _, _, now_in, was_in, _)| now_in != was_in || (full && *now_in))
+        .map(
+            |(_, content_type, content_key, now_in, _, version)| Decision {
+                item: (content_type, content_key),
+                present: now_in,
+                version: version + 1,
+            },
+        )
+        .collect();
+    transition(conn, config_id, customer_id, &decisions, at).await
 }
 
-/// Records the new decision for a configuration x item and queues it: a create or update when
-/// the remote should hold the item, a delete when it should not but holds it (or has it in
-/// flight), and otherwise cancels the open row, if any: nothing is to be sent. One statement:
-/// a new item in scope makes one transition per configuration of its customers.
+/// A new decision for one item of a configuration: whether the remote should hold it, and the
+/// decision's version.
+struct Decision {
+    item: Item,
+    present: bool,
+    version: i32,
+}
+
+/// Records new decisions for items of one configuration (each item once) and queues them: a
+/// create or update when the remote should hold the item, a delete when it should not but holds
+/// it (or has it in flight), and otherwise cancels the open row, if any: nothing is to be sent.
+/// One statement for all of them: a configuration going live decides every item in its scope.
 async fn transition(
     conn: &mut PgConnection,
     config_id: Uuid,
     customer_id: Uuid,
-    (content_type, content_key): &Item,
-    present: bool,
-    version: i32,
+    decisions: &[Decision],
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
-    let subject = subject(content_type, content_key);
-    let id = item_id(config_id, ItemKind::Content, &subject, version);
+    if decisions.is_empty() {
+        return Ok(());
+    }
+    let mut columns = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for Decision {
+        item: (content_type, content_key),
+        present,
+        version,
+    } in decisions
+    {
+        let subject = subject(content_type, content_key);
+        columns
+            .0
+            .push(item_id(config_id, ItemKind::Content, &subject, *version));
+        columns.1.push(subject);
+        columns.2.push(*version);
+        columns.3.push(*present);
+        columns.4.push(content_type.as_str());
+        columns.5.push(content_key.as_str());
+    }
     // `held`: the remote holds the item, or is about to (a create or update in flight may
     // succeed). The open row, if any, takes the new decision (coalescing); it keeps its
     // attempts and its next attempt time.
     sqlx::query(&format!(
-        "WITH target AS (
+        "WITH decision AS (
+             SELECT * FROM UNNEST($3::uuid[], $4::text[], $5::int[], $6::bool[], $7::text[],
+                                  $8::text[])
+                 AS d (item_id, subject, version, present, content_type, content_key)),
+         target AS (
              INSERT INTO outbox_content_targets
                     (config_id, content_type, content_key, present, version)
-             VALUES ($2, $8, $9, $7, $6)
+             SELECT $1, content_type, content_key, present, version FROM decision
              ON CONFLICT (config_id, content_type, content_key) DO UPDATE
                 SET present = EXCLUDED.present, version = EXCLUDED.version),
-         remote AS (
-             SELECT EXISTS (SELECT 1 FROM outbox_remote_content
-                             WHERE config_id = $2 AND content_type = $8 AND content_key = $9)
-                 OR EXISTS (SELECT 1 FROM outbox_items
-                             WHERE config_id = $2 AND kind = $4 AND subject = $5
-                               AND status = 'leased' AND present) AS held),
+         decided AS (
+             SELECT d.*,
+                    EXISTS (SELECT 1 FROM outbox_remote_content r
+                             WHERE r.config_id = $1 AND r.content_type = d.content_type
+                               AND r.content_key = d.content_key)
+                 OR EXISTS (SELECT 1 FROM outbox_items i
+                             WHERE i.config_id = $1 AND i.kind = $9 AND i.subject = d.subject
+                               AND i.status = 'leased' AND i.present) AS held
+               FROM decision d),
          cancelled AS (
-             UPDATE outbox_items
+             UPDATE outbox_items i
                 SET status = 'cancelled', updated_at = $10,
                     cancel_reason = 'left the scope before it was sent'
-              WHERE config_id = $2 AND kind = $4 AND subject = $5
-                AND status IN ('pending', 'held')
-                AND NOT $7 AND NOT (SELECT held FROM remote))
+               FROM decided d
+              WHERE i.config_id = $1 AND i.kind = $9 AND i.subject = d.subject
+                AND i.status IN ('pending', 'held') AND NOT d.present AND NOT d.held)
          INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject, version,
                 present, content_type, content_key, payload, status, attempts, next_attempt_at,
                 created_at, updated_at)
-         SELECT $1, $2, $3, $4,
-                CASE WHEN NOT $7 THEN '{delete}' WHEN remote.held THEN '{update}'
+         SELECT d.item_id, $1, $2, $9,
+                CASE WHEN NOT d.present THEN '{delete}' WHEN d.held THEN '{update}'
                      ELSE '{create}' END,
-                $5, $6, $7, $8, $9, c.metadata, 'pending', 0, $10, $10, $10
-           FROM outbox_content c, remote
-          WHERE c.content_type = $8 AND c.content_key = $9 AND ($7 OR remote.held)
+                d.subject, d.version, d.present, d.content_type, d.content_key, c.metadata,
+                'pending', 0, $10, $10, $10
+           FROM decided d JOIN outbox_content c USING (content_type, content_key)
+          WHERE d.present OR d.held
          ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
             SET item_id = EXCLUDED.item_id, action = EXCLUDED.action,
                 version = EXCLUDED.version, present = EXCLUDED.present,
@@ -410,15 +462,15 @@ async fn transition(
         update = ItemAction::Update.as_str(),
         create = ItemAction::Create.as_str(),
     ))
-    .bind(id)
     .bind(config_id)
     .bind(customer_id)
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .bind(columns.4)
+    .bind(columns.5)
     .bind(ItemKind::Content.as_str())
-    .bind(&subject)
-    .bind(version)
-    .bind(present)
-    .bind(content_type)
-    .bind(content_key)
     .bind(at)
     .execute(&mut *conn)
     .await?;
