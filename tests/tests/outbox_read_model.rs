@@ -614,6 +614,39 @@ async fn membership_is_kept_only_once_the_customer_has_a_configuration(pool: PgP
 }
 
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_new_item_is_decided_for_every_configuration_of_its_catalogs(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let narrow = add_catalog(&world, json!({"course_key": ["edX+Other"]})).await;
+    let sap = configure(&world, Channel::Sap, vec![narrow]).await;
+    let degreed = configure(&world, Channel::Degreed2, vec![]).await;
+    project(&pool, &Outbox).await;
+    send_all(&pool, "w").await;
+
+    let other = "course-v1:edX+Other+2025";
+    publish(&world, run(other, "Other")).await;
+    retire(&world, RUN).await;
+    let open = |rows: Vec<OutboxItem>| -> Vec<(ItemAction, String)> {
+        rows.into_iter()
+            .filter(|row| row.status == ItemStatus::Pending)
+            .map(|row| (row.action, row.content_key.unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        open(content_rows(&pool, sap).await),
+        [(ItemAction::Create, other.to_string())]
+    );
+    let mut degreed_rows = open(content_rows(&pool, degreed).await);
+    degreed_rows.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        degreed_rows,
+        [
+            (ItemAction::Delete, RUN.to_string()),
+            (ItemAction::Create, other.to_string())
+        ]
+    );
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn create_then_delete_before_sending_sends_nothing(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;

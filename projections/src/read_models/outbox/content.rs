@@ -311,17 +311,18 @@ async fn reconcile_item(
     .bind(&item.1)
     .fetch_all(&mut *conn)
     .await?;
-    for (config_id, customer_id, now_in, was_in, version) in rows {
-        if now_in != was_in || (now_in && metadata_changed) {
-            let decision = Decision {
-                item: item.clone(),
-                present: now_in,
-                version: version + 1,
-            };
-            transition(conn, config_id, customer_id, &[decision], at).await?;
-        }
-    }
-    Ok(())
+    let decisions: Vec<Decision> = rows
+        .into_iter()
+        .filter(|(_, _, now_in, was_in, _)| now_in != was_in || (*now_in && metadata_changed))
+        .map(|(config_id, customer_id, now_in, _, version)| Decision {
+            config_id,
+            customer_id,
+            item: item.clone(),
+            present: now_in,
+            version: version + 1,
+        })
+        .collect();
+    transition(conn, &decisions, at).await
 }
 
 /// Brings a live configuration's queue in line with its scope. `full` (a configuration created
@@ -351,39 +352,39 @@ pub(super) async fn sweep_config(
     .bind(config_id)
     .fetch_all(&mut *conn)
     .await?;
-    let Some(customer_id) = rows.first().map(|row| row.0) else {
-        return Ok(());
-    };
     let decisions: Vec<Decision> = rows
         .into_iter()
         .filter(|(_, _, _, now_in, was_in, _)| now_in != was_in || (full && *now_in))
         .map(
-            |(_, content_type, content_key, now_in, _, version)| Decision {
+            |(customer_id, content_type, content_key, now_in, _, version)| Decision {
+                config_id,
+                customer_id,
                 item: (content_type, content_key),
                 present: now_in,
                 version: version + 1,
             },
         )
         .collect();
-    transition(conn, config_id, customer_id, &decisions, at).await
+    transition(conn, &decisions, at).await
 }
 
-/// A new decision for one item of a configuration: whether the remote should hold it, and the
+/// A new decision for a configuration x item: whether the remote should hold the item, and the
 /// decision's version.
 struct Decision {
+    config_id: Uuid,
+    customer_id: Uuid,
     item: Item,
     present: bool,
     version: i32,
 }
 
-/// Records new decisions for items of one configuration (each item once) and queues them: a
-/// create or update when the remote should hold the item, a delete when it should not but holds
-/// it (or has it in flight), and otherwise cancels the open row, if any: nothing is to be sent.
-/// One statement for all of them: a configuration going live decides every item in its scope.
+/// Records new decisions (each configuration x item once) and queues them: a create or update
+/// when the remote should hold the item, a delete when it should not but holds it (or has it in
+/// flight), and otherwise cancels the open row, if any: nothing is to be sent. One statement
+/// for all of them: a new item is decided for every configuration at once, and a
+/// configuration going live decides every item in its scope at once.
 async fn transition(
     conn: &mut PgConnection,
-    config_id: Uuid,
-    customer_id: Uuid,
     decisions: &[Decision],
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -397,57 +398,63 @@ async fn transition(
         Vec::new(),
         Vec::new(),
         Vec::new(),
+        Vec::new(),
+        Vec::new(),
     );
-    for Decision {
-        item: (content_type, content_key),
-        present,
-        version,
-    } in decisions
-    {
+    for decision in decisions {
+        let (content_type, content_key) = &decision.item;
         let subject = subject(content_type, content_key);
-        columns
-            .0
-            .push(item_id(config_id, ItemKind::Content, &subject, *version));
-        columns.1.push(subject);
-        columns.2.push(*version);
-        columns.3.push(*present);
-        columns.4.push(content_type.as_str());
-        columns.5.push(content_key.as_str());
+        let id = item_id(
+            decision.config_id,
+            ItemKind::Content,
+            &subject,
+            decision.version,
+        );
+        columns.0.push(decision.config_id);
+        columns.1.push(decision.customer_id);
+        columns.2.push(id);
+        columns.3.push(subject);
+        columns.4.push(decision.version);
+        columns.5.push(decision.present);
+        columns.6.push(content_type.as_str());
+        columns.7.push(content_key.as_str());
     }
     // `held`: the remote holds the item, or is about to (a create or update in flight may
     // succeed). The open row, if any, takes the new decision (coalescing); it keeps its
     // attempts and its next attempt time.
     sqlx::query(&format!(
         "WITH decision AS (
-             SELECT * FROM UNNEST($3::uuid[], $4::text[], $5::int[], $6::bool[], $7::text[],
-                                  $8::text[])
-                 AS d (item_id, subject, version, present, content_type, content_key)),
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[],
+                                  $6::bool[], $7::text[], $8::text[])
+                 AS d (config_id, customer_id, item_id, subject, version, present,
+                       content_type, content_key)),
          target AS (
              INSERT INTO outbox_content_targets
                     (config_id, content_type, content_key, present, version)
-             SELECT $1, content_type, content_key, present, version FROM decision
+             SELECT config_id, content_type, content_key, present, version FROM decision
              ON CONFLICT (config_id, content_type, content_key) DO UPDATE
                 SET present = EXCLUDED.present, version = EXCLUDED.version),
          decided AS (
              SELECT d.*,
                     EXISTS (SELECT 1 FROM outbox_remote_content r
-                             WHERE r.config_id = $1 AND r.content_type = d.content_type
+                             WHERE r.config_id = d.config_id AND r.content_type = d.content_type
                                AND r.content_key = d.content_key)
                  OR EXISTS (SELECT 1 FROM outbox_items i
-                             WHERE i.config_id = $1 AND i.kind = $9 AND i.subject = d.subject
-                               AND i.status = 'leased' AND i.present) AS held
+                             WHERE i.config_id = d.config_id AND i.kind = $9
+                               AND i.subject = d.subject AND i.status = 'leased'
+                               AND i.present) AS held
                FROM decision d),
          cancelled AS (
              UPDATE outbox_items i
                 SET status = 'cancelled', updated_at = $10,
                     cancel_reason = 'left the scope before it was sent'
                FROM decided d
-              WHERE i.config_id = $1 AND i.kind = $9 AND i.subject = d.subject
+              WHERE i.config_id = d.config_id AND i.kind = $9 AND i.subject = d.subject
                 AND i.status IN ('pending', 'held') AND NOT d.present AND NOT d.held)
          INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject, version,
                 present, content_type, content_key, payload, status, attempts, next_attempt_at,
                 created_at, updated_at)
-         SELECT d.item_id, $1, $2, $9,
+         SELECT d.item_id, d.config_id, d.customer_id, $9,
                 CASE WHEN NOT d.present THEN '{delete}' WHEN d.held THEN '{update}'
                      ELSE '{create}' END,
                 d.subject, d.version, d.present, d.content_type, d.content_key, c.metadata,
@@ -462,14 +469,14 @@ async fn transition(
         update = ItemAction::Update.as_str(),
         create = ItemAction::Create.as_str(),
     ))
-    .bind(config_id)
-    .bind(customer_id)
     .bind(columns.0)
     .bind(columns.1)
     .bind(columns.2)
     .bind(columns.3)
     .bind(columns.4)
     .bind(columns.5)
+    .bind(columns.6)
+    .bind(columns.7)
     .bind(ItemKind::Content.as_str())
     .bind(at)
     .execute(&mut *conn)
