@@ -10,9 +10,12 @@ use domain::customer::CustomerEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// `newly_configured`: the event is the first configuration of its customer (see the module
+/// doc of `content`).
 pub(super) async fn apply_config(
     conn: &mut PgConnection,
     event: ChannelEvent,
+    newly_configured: bool,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
     match event {
@@ -26,14 +29,6 @@ pub(super) async fn apply_config(
             ..
         } => {
             let catalogs: Vec<Uuid> = catalogs_to_transmit.iter().map(|c| c.0).collect();
-            let first: bool = sqlx::query_scalar(
-                "SELECT NOT EXISTS (SELECT 1 FROM outbox_configs
-                                     WHERE customer_id = $1 AND config_id <> $2)",
-            )
-            .bind(customer_id.0)
-            .bind(config_id.0)
-            .fetch_one(&mut *conn)
-            .await?;
             sqlx::query(
                 "INSERT INTO outbox_configs (config_id, customer_id, channel, active,
                         catalogs_to_transmit, disable_learner_data)
@@ -52,7 +47,7 @@ pub(super) async fn apply_config(
             .bind(disable_learner_data)
             .execute(&mut *conn)
             .await?;
-            if first {
+            if newly_configured {
                 content::evaluate_customer_catalogs(conn, customer_id.0).await?;
             }
             if is_live(conn, config_id.0).await? {

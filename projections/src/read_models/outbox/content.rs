@@ -21,7 +21,7 @@ use domain::content::{ContentEvent, ContentMetadata};
 use domain::customer::CustomerEvent;
 use serde_json::Value;
 use sqlx::PgConnection;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// Whether a catalog `c` counts for the configuration `cfg` (SQL over those aliases).
@@ -119,8 +119,10 @@ async fn catalog_filters(
         .collect()
 }
 
+/// `configured`: the customers with a configuration (only their catalogs keep membership).
 pub(super) async fn apply_catalog(
     conn: &mut PgConnection,
+    configured: &HashSet<Uuid>,
     event: CustomerEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -144,7 +146,7 @@ pub(super) async fn apply_catalog(
             .bind(&content_filter)
             .execute(&mut *conn)
             .await?;
-            if !is_configured(conn, customer_id.0).await? {
+            if !configured.contains(&customer_id.0) {
                 return Ok(());
             }
             (
@@ -169,7 +171,7 @@ pub(super) async fn apply_catalog(
             .execute(&mut *conn)
             .await?
             .rows_affected();
-            if updated == 0 || !is_configured(conn, customer_id.0).await? {
+            if updated == 0 || !configured.contains(&customer_id.0) {
                 return Ok(());
             }
             (
@@ -260,14 +262,6 @@ pub(super) async fn evaluate_customer_catalogs(
         evaluate_catalog(conn, catalog_id, &parse_filter(catalog_id, &filter)?).await?;
     }
     Ok(())
-}
-
-/// Whether the customer has a channel configuration, live or not.
-async fn is_configured(conn: &mut PgConnection, customer_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox_configs WHERE customer_id = $1)")
-        .bind(customer_id)
-        .fetch_one(conn)
-        .await
 }
 
 async fn has_live_config(conn: &mut PgConnection, customer_id: Uuid) -> Result<bool, sqlx::Error> {

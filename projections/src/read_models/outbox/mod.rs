@@ -188,7 +188,8 @@ struct Batch {
     /// Learner inputs not written yet.
     inputs: LearnerInputs,
     /// The customers with a channel configuration, live or not: only their learners can have
-    /// open rows, so only their learner events need more than recording.
+    /// open rows, so only their learner events need more than recording, and only their
+    /// catalogs keep membership.
     configured: HashSet<Uuid>,
     /// The customers with an xAPI configuration, live or not: only their enrollments can be
     /// queued as registrations.
@@ -207,22 +208,24 @@ impl Batch {
         match event.aggregate_type.as_str() {
             "channel_configuration" if kind != "ChannelSecretSet" => {
                 let event: ChannelEvent = decode(event)?;
-                if let ChannelEvent::ChannelConfigurationCreated {
-                    customer_id,
-                    settings,
-                    ..
-                } = &event
-                {
-                    self.configured.insert(customer_id.0);
-                    if learners::REGISTRATION_CHANNELS.contains(&settings.channel()) {
-                        self.registering.insert(customer_id.0);
+                let newly_configured = match &event {
+                    ChannelEvent::ChannelConfigurationCreated {
+                        customer_id,
+                        settings,
+                        ..
+                    } => {
+                        if learners::REGISTRATION_CHANNELS.contains(&settings.channel()) {
+                            self.registering.insert(customer_id.0);
+                        }
+                        self.configured.insert(customer_id.0)
                     }
-                }
-                configs::apply_config(conn, event, at).await
+                    _ => false,
+                };
+                configs::apply_config(conn, event, newly_configured, at).await
             }
             "customer" => match kind {
                 "CatalogAdded" | "CatalogUpdated" | "CatalogRemoved" => {
-                    content::apply_catalog(conn, decode(event)?, at).await
+                    content::apply_catalog(conn, configured, decode(event)?, at).await
                 }
                 "CustomerCreated"
                 | "CustomerUpdated"
