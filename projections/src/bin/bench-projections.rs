@@ -49,6 +49,12 @@ struct Args {
     /// still measured with every runner.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Keep the scratch database at the end (its name is printed), to study it.
+    #[arg(long)]
+    keep_database: bool,
+    /// Events per transaction in the rebuilds.
+    #[arg(long, default_value_t = 5000)]
+    batch_size: i64,
 }
 
 /// Rebuilds a projection in place; returns the seconds it took.
@@ -101,6 +107,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .execute(&mut admin)
         .await?;
     let outcome = run(&args, &scratch).await;
+    if args.keep_database {
+        println!("kept the scratch database {scratch}");
+        return outcome;
+    }
     sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;
@@ -136,7 +146,7 @@ async fn run(args: &Args, scratch: &str) -> Result<(), Box<dyn std::error::Error
     println!("raw read (COPY to nowhere): {raw:.0} events/s");
 
     let options = RunnerOptions {
-        batch_size: 5000,
+        batch_size: args.batch_size,
         poll_interval: Duration::from_millis(100),
     };
     println!(
