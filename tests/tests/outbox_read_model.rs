@@ -431,6 +431,44 @@ async fn consent_policy_change_holds_or_releases_open_rows(pool: PgPool) {
     );
 }
 
+/// Rows held and released within one batch (nothing is projected between the commands): a
+/// completion held for want of consent, then the grant; and, in a later batch, a pending row
+/// the consent-policy change holds, then the grant.
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_grant_in_the_batch_that_held_the_row_releases_it(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let config = configure(&world, Channel::Degreed2, vec![]).await;
+    let waiting = world.learner(1).await;
+    assert!(learner_rows(&pool, config).await.is_empty());
+    complete_course(&world, waiting).await;
+    consent(&world, waiting, Action::Grant).await;
+    assert_eq!(
+        statuses(&learner_rows(&pool, config).await),
+        [ItemStatus::Pending]
+    );
+
+    let policy = |policy: ConsentPolicy| CustomerCommand::UpdateCustomer {
+        name: None,
+        slug: None,
+        consent: Some(policy),
+        enable_audit_enrollment: None,
+        enable_audit_data_reporting: None,
+    };
+    customer_command(&world, policy(consent_not_required())).await;
+    let early = world.learner(2).await;
+    complete_course(&world, early).await;
+    assert_eq!(
+        statuses(&learner_rows(&pool, config).await),
+        [ItemStatus::Pending, ItemStatus::Pending]
+    );
+    customer_command(&world, policy(consent_required())).await;
+    consent(&world, early, Action::Grant).await;
+    assert_eq!(
+        statuses(&learner_rows(&pool, config).await),
+        [ItemStatus::Pending, ItemStatus::Pending]
+    );
+}
+
 async fn audit_completion(pool: &PgPool, reporting: bool) -> Vec<OutboxItem> {
     let world = World::new(pool.clone(), consent_not_required()).await;
     if reporting {

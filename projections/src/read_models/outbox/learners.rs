@@ -2,6 +2,7 @@
 //! the completion rows (see the parent module's doc).
 
 use super::inputs::{CompletionRow, LearnerInputs};
+use super::known::{HeldRows, LiveConfigs};
 use super::{item_id, ItemKind};
 use crate::projection::ApplyError;
 use chrono::{DateTime, Utc};
@@ -93,6 +94,8 @@ pub(super) async fn apply_enrollment(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     registering: &HashSet<Uuid>,
+    live: &mut LiveConfigs,
+    held: &mut HeldRows,
     event: EnrollmentEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -122,7 +125,7 @@ pub(super) async fn apply_enrollment(
     if !registering.contains(&customer) {
         return Ok(());
     }
-    let configs = live_configs(conn, customer, REGISTRATION_CHANNELS).await?;
+    let configs = live.of(conn, customer, REGISTRATION_CHANNELS).await?;
     if configs.is_empty() {
         return Ok(());
     }
@@ -149,7 +152,7 @@ pub(super) async fn apply_enrollment(
     };
     for config_id in configs {
         // Registered once per enrollment: a re-enrollment does not register again.
-        row.queue(conn, config_id, 1).await?;
+        row.queue(conn, held, config_id, 1).await?;
     }
     Ok(())
 }
@@ -160,6 +163,7 @@ pub(super) async fn apply_consent(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     configured: &HashSet<Uuid>,
+    held: &HeldRows,
     event: ConsentEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -193,6 +197,9 @@ pub(super) async fn apply_consent(
         return Ok(());
     }
     if granted {
+        if !held.may_exist(customer, learner, &key) {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE outbox_items SET status = 'pending', updated_at = $4
               WHERE customer_id = $1 AND learner_id = $2 AND kind = 'learner'
@@ -337,6 +344,8 @@ pub(super) async fn apply_completion(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     configured: &HashSet<Uuid>,
+    live: &mut LiveConfigs,
+    held: &mut HeldRows,
     event: CompletionEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -404,7 +413,7 @@ pub(super) async fn apply_completion(
     } else {
         COMPLETION_CHANNELS
     };
-    let configs = live_configs(conn, customer, channels).await?;
+    let configs = live.of(conn, customer, channels).await?;
     if configs.is_empty() {
         return Ok(());
     }
@@ -445,7 +454,7 @@ pub(super) async fn apply_completion(
         .bind(&run)
         .fetch_one(&mut *conn)
         .await?;
-        row.queue(conn, config_id, version).await?;
+        row.queue(conn, held, config_id, version).await?;
     }
     Ok(())
 }
@@ -459,26 +468,6 @@ const COMPLETION_CHANNELS: &[Channel] = &[
 ];
 const COMPLETION_RESEND_CHANNELS: &[Channel] = &[Channel::Degreed2, Channel::Csod, Channel::Xapi];
 pub(super) const REGISTRATION_CHANNELS: &[Channel] = &[Channel::Xapi];
-
-/// The customer's live configurations of these channels that send learner data.
-async fn live_configs(
-    conn: &mut PgConnection,
-    customer: Uuid,
-    channels: &[Channel],
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-    sqlx::query_scalar(
-        "SELECT cfg.config_id FROM outbox_configs cfg
-           JOIN outbox_customers cu ON cu.customer_id = cfg.customer_id AND cu.active
-          WHERE cfg.customer_id = $1 AND cfg.active AND NOT cfg.disable_learner_data
-            AND cfg.channel = ANY ($2)
-          ORDER BY cfg.config_id",
-    )
-    .bind(customer)
-    .bind(&channels)
-    .fetch_all(conn)
-    .await
-}
 
 /// A learner row to queue for one or more configurations.
 struct LearnerRow<'a> {
@@ -500,9 +489,13 @@ impl LearnerRow<'_> {
     async fn queue(
         &self,
         conn: &mut PgConnection,
+        held: &mut HeldRows,
         config_id: Uuid,
         version: i32,
     ) -> Result<(), sqlx::Error> {
+        if self.status == "held" {
+            held.held(self.customer, self.learner, self.key);
+        }
         let id = item_id(config_id, ItemKind::Learner, &self.subject, version);
         let on_conflict = if self.action == "registration" {
             "ON CONFLICT DO NOTHING"

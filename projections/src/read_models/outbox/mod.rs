@@ -58,10 +58,13 @@
 //!
 //! A batch of events is applied in order, except that the learner inputs are folded and
 //! written together before anything reads them (see `inputs.rs`): most of the log is learners'.
+//! The live configurations and the held rows the batch's consent grants may release are read
+//! once per batch (see `known.rs`).
 
 mod configs;
 mod content;
 mod inputs;
+mod known;
 mod learners;
 pub mod queue;
 
@@ -74,7 +77,9 @@ pub use queue::{
 use crate::projection::{decode, ApplyError, Projection};
 use async_trait::async_trait;
 use domain::channel::ChannelEvent;
+use domain::consent::{ConsentEvent, ConsentSubject};
 use inputs::LearnerInputs;
+use known::{HeldRows, LiveConfigs};
 use sqlx::PgConnection;
 use std::collections::HashSet;
 use store::log::LoggedEvent;
@@ -142,13 +147,14 @@ impl Projection for Outbox {
     }
 
     /// Applies the events in order; the learner inputs of the batch are folded and written
-    /// together (see `inputs.rs`).
+    /// together (see `inputs.rs`), and a few answers are read once per batch (see `known.rs`).
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
         events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
-        let configured: Vec<(Uuid, bool)> = sqlx::query_as(
+        // Each customer with a configuration, and whether one of them registers enrollments.
+        let customers: Vec<(Uuid, bool)> = sqlx::query_as(
             "SELECT customer_id, bool_or(channel = ANY ($1)) FROM outbox_configs
               GROUP BY customer_id",
         )
@@ -161,17 +167,20 @@ impl Projection for Outbox {
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| (0, e.into()))?;
+        let configured: HashSet<Uuid> = customers.iter().map(|(customer, _)| *customer).collect();
+        let held = HeldRows::load(&mut *conn, &granting(&configured, events))
+            .await
+            .map_err(|e| (0, e.into()))?;
         let mut batch = Batch {
             inputs: LearnerInputs::default(),
-            registering: configured
-                .iter()
-                .filter(|(_, xapi)| *xapi)
-                .map(|(customer, _)| *customer)
-                .collect(),
-            configured: configured
+            live: LiveConfigs::default(),
+            held,
+            registering: customers
                 .into_iter()
+                .filter(|(_, xapi)| *xapi)
                 .map(|(customer, _)| customer)
                 .collect(),
+            configured,
         };
         for (index, event) in events.iter().enumerate() {
             batch
@@ -183,10 +192,33 @@ impl Projection for Outbox {
     }
 }
 
+/// The (customer, learner) pairs of the batch's course consent grants to customers with a
+/// configuration: only they can release rows held when the batch began. An event that does not
+/// decode is left to the batch, which stops there.
+fn granting(configured: &HashSet<Uuid>, events: &[&LoggedEvent]) -> Vec<(Uuid, Uuid)> {
+    events
+        .iter()
+        .filter(|e| e.aggregate_type == "consent" && e.event_type == "ConsentGranted")
+        .filter_map(|e| match decode(e) {
+            Ok(ConsentEvent::ConsentGranted {
+                customer_id,
+                learner_id,
+                subject: ConsentSubject::Course(_),
+                ..
+            }) if configured.contains(&customer_id.0) => Some((customer_id.0, learner_id.0)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What a batch carries from one event to the next.
 struct Batch {
     /// Learner inputs not written yet.
     inputs: LearnerInputs,
+    /// The live configurations that send learner data (see `known.rs`).
+    live: LiveConfigs,
+    /// The held rows the batch's consent grants may release (see `known.rs`).
+    held: HeldRows,
     /// The customers with a channel configuration, live or not: only their learners can have
     /// open rows, so only their learner events need more than recording, and only their
     /// catalogs keep membership.
@@ -207,6 +239,7 @@ impl Batch {
         let (inputs, configured) = (&mut self.inputs, &self.configured);
         match event.aggregate_type.as_str() {
             "channel_configuration" if kind != "ChannelSecretSet" => {
+                self.live.forget();
                 let event: ChannelEvent = decode(event)?;
                 let newly_configured = match &event {
                     ChannelEvent::ChannelConfigurationCreated {
@@ -231,8 +264,10 @@ impl Batch {
                 | "CustomerUpdated"
                 | "CustomerDeactivated"
                 | "CustomerReactivated" => {
-                    // A consent-policy change reads the consents.
+                    // A consent-policy change reads the consents, and may hold rows.
                     inputs.flush(conn).await?;
+                    self.live.forget();
+                    self.held.forget();
                     configs::apply_customer(conn, decode(event)?, at).await
                 }
                 _ => Ok(()),
@@ -242,14 +277,32 @@ impl Batch {
                 learners::apply_membership(conn, inputs, configured, decode(event)?, at).await
             }
             "consent" => {
-                learners::apply_consent(conn, inputs, configured, decode(event)?, at).await
-            }
-            "enrollment" if matches!(kind, "Enrolled" | "ModeChanged") => {
-                learners::apply_enrollment(conn, inputs, &self.registering, decode(event)?, at)
+                learners::apply_consent(conn, inputs, configured, &self.held, decode(event)?, at)
                     .await
             }
+            "enrollment" if matches!(kind, "Enrolled" | "ModeChanged") => {
+                learners::apply_enrollment(
+                    conn,
+                    inputs,
+                    &self.registering,
+                    &mut self.live,
+                    &mut self.held,
+                    decode(event)?,
+                    at,
+                )
+                .await
+            }
             "completion" if matches!(kind, "CourseCompleted" | "CompletionGradeChanged") => {
-                learners::apply_completion(conn, inputs, configured, decode(event)?, at).await
+                learners::apply_completion(
+                    conn,
+                    inputs,
+                    configured,
+                    &mut self.live,
+                    &mut self.held,
+                    decode(event)?,
+                    at,
+                )
+                .await
             }
             _ => Ok(()),
         }
