@@ -432,8 +432,10 @@ async fn consent_policy_change_holds_or_releases_open_rows(pool: PgPool) {
 }
 
 /// Rows held and released within one batch (nothing is projected between the commands): a
-/// completion held for want of consent, then the grant; and, in a later batch, a pending row
-/// the consent-policy change holds, then the grant.
+/// completion held for want of consent, then the grant; in a later batch, a completion after
+/// the customer stopped requesting consent is pending at once; in a third, a pending row the
+/// consent-policy change holds, then the grant. The batch reads its gates and held rows when it
+/// begins, and again after a customer event.
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn a_grant_in_the_batch_that_held_the_row_releases_it(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;

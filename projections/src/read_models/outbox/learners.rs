@@ -2,7 +2,7 @@
 //! the completion rows (see the parent module's doc).
 
 use super::inputs::{CompletionRow, LearnerInputs};
-use super::known::{HeldRows, LiveConfigs};
+use super::known::{Gates, HeldRows, Known};
 use super::{item_id, ItemKind};
 use crate::projection::ApplyError;
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use domain::enrollment::EnrollmentEvent;
 use domain::membership::MembershipEvent;
 use serde_json::json;
 use sqlx::PgConnection;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 fn subject(learner_id: Uuid, course_run_id: &str) -> String {
@@ -94,8 +94,7 @@ pub(super) async fn apply_enrollment(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     registering: &HashSet<Uuid>,
-    live: &mut LiveConfigs,
-    held: &mut HeldRows,
+    known: &mut Known,
     event: EnrollmentEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -125,12 +124,12 @@ pub(super) async fn apply_enrollment(
     if !registering.contains(&customer) {
         return Ok(());
     }
-    let configs = live.of(conn, customer, REGISTRATION_CHANNELS).await?;
+    let configs = known.live.of(conn, customer, REGISTRATION_CHANNELS).await?;
     if configs.is_empty() {
         return Ok(());
     }
     let key = consent_key(&run)?;
-    let gate = Gate::read(conn, inputs, customer, learner, &run, &key).await?;
+    let gate = Gate::read(conn, inputs, &known.gates, customer, learner, &run, &key).await?;
     let Some(status) = gate.status() else {
         return Ok(());
     };
@@ -152,7 +151,7 @@ pub(super) async fn apply_enrollment(
     };
     for config_id in configs {
         // Registered once per enrollment: a re-enrollment does not register again.
-        row.queue(conn, held, config_id, 1).await?;
+        row.queue(conn, &mut known.held, config_id, 1).await?;
     }
     Ok(())
 }
@@ -163,7 +162,7 @@ pub(super) async fn apply_consent(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     configured: &HashSet<Uuid>,
-    held: &HeldRows,
+    known: &Known,
     event: ConsentEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -197,7 +196,7 @@ pub(super) async fn apply_consent(
         return Ok(());
     }
     if granted {
-        if !held.may_exist(customer, learner, &key) {
+        if !known.held.may_exist(customer, learner, &key) {
             return Ok(());
         }
         sqlx::query(
@@ -261,8 +260,12 @@ pub(super) async fn regate_customer(
     Ok(())
 }
 
+/// A learner's course run: customer, learner, course run.
+pub(super) type RunKey = (Uuid, Uuid, String);
+
 /// What the eligibility of a completion depends on, read from the inputs.
-struct Gate {
+#[derive(Clone, sqlx::FromRow)]
+pub(super) struct Gate {
     member: bool,
     mode: Option<String>,
     audit: Option<bool>,
@@ -271,43 +274,84 @@ struct Gate {
     granted: Option<bool>,
 }
 
+/// Reads the gates of learners' course runs from the written inputs, in one statement. A run
+/// that gives no course consent key is left out (its event fails when applied).
+pub(super) async fn read_gates(
+    conn: &mut PgConnection,
+    runs: &[RunKey],
+) -> Result<HashMap<RunKey, Gate>, sqlx::Error> {
+    let (mut customers, mut learners, mut run_ids, mut keys) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (customer, learner, run) in runs {
+        if let Ok(key) = consent_key(run) {
+            customers.push(*customer);
+            learners.push(*learner);
+            run_ids.push(run.as_str());
+            keys.push(key);
+        }
+    }
+    let rows: Vec<(Uuid, Uuid, String, Gate)> = sqlx::query(
+        "SELECT g.customer_id, g.learner_id, g.course_run_id,
+                COALESCE(m.linked AND m.active, false) AS member, e.mode, e.audit,
+                COALESCE(cu.enable_audit_enrollment AND cu.enable_audit_data_reporting,
+                         false) AS audit_reporting,
+                COALESCE(cu.requests_consent, true) AS requests_consent, c.granted
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[])
+                AS g (customer_id, learner_id, course_run_id, course_key)
+           LEFT JOIN outbox_memberships m
+                  ON m.customer_id = g.customer_id AND m.learner_id = g.learner_id
+           LEFT JOIN outbox_enrollments e
+                  ON e.customer_id = g.customer_id AND e.learner_id = g.learner_id
+                 AND e.course_run_id = g.course_run_id
+           LEFT JOIN outbox_customers cu ON cu.customer_id = g.customer_id
+           LEFT JOIN outbox_consents c
+                  ON c.customer_id = g.customer_id AND c.learner_id = g.learner_id
+                 AND c.course_key = g.course_key",
+    )
+    .bind(&customers)
+    .bind(&learners)
+    .bind(&run_ids)
+    .bind(&keys)
+    .try_map(|row: sqlx::postgres::PgRow| {
+        use sqlx::{FromRow, Row};
+        Ok((
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            Gate::from_row(&row)?,
+        ))
+    })
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(customer, learner, run, gate)| ((customer, learner, run), gate))
+        .collect())
+}
+
 impl Gate {
-    /// Reads the gate of a learner's course run from the written inputs, then takes over them
-    /// what the batch has folded since and not written yet: the newer word.
+    /// The gate of a learner's course run as the written inputs give it (read with the batch's
+    /// other gates when the batch began, or now), with what the batch has folded since and not
+    /// written yet taken over it: the newer word.
     async fn read(
         conn: &mut PgConnection,
         inputs: &LearnerInputs,
+        gates: &Gates,
         customer: Uuid,
         learner: Uuid,
         run: &str,
         key: &str,
     ) -> Result<Self, sqlx::Error> {
-        let (member, mode, audit, audit_reporting, requests_consent, granted) = sqlx::query_as(
-            "SELECT COALESCE(m.linked AND m.active, false) AS member, e.mode, e.audit,
-                    COALESCE(cu.enable_audit_enrollment AND cu.enable_audit_data_reporting,
-                             false) AS audit_reporting,
-                    COALESCE(cu.requests_consent, true) AS requests_consent, c.granted
-               FROM (SELECT) AS one
-               LEFT JOIN outbox_memberships m ON m.customer_id = $1 AND m.learner_id = $2
-               LEFT JOIN outbox_enrollments e
-                      ON e.customer_id = $1 AND e.learner_id = $2 AND e.course_run_id = $3
-               LEFT JOIN outbox_customers cu ON cu.customer_id = $1
-               LEFT JOIN outbox_consents c
-                      ON c.customer_id = $1 AND c.learner_id = $2 AND c.course_key = $4",
-        )
-        .bind(customer)
-        .bind(learner)
-        .bind(run)
-        .bind(key)
-        .fetch_one(conn)
-        .await?;
-        let mut gate = Self {
-            member,
-            mode,
-            audit,
-            audit_reporting,
-            requests_consent,
-            granted,
+        let run_key = (customer, learner, run.to_string());
+        let written = match gates.get(&run_key) {
+            Some(gate) => Some(gate.clone()),
+            None => read_gates(conn, std::slice::from_ref(&run_key))
+                .await?
+                .remove(&run_key),
+        };
+        let Some(mut gate) = written else {
+            // read_gates answers every run with a consent key, and the caller has its key.
+            return Err(sqlx::Error::RowNotFound);
         };
         if let Some(state) = inputs.membership_of(customer, learner) {
             gate.member = state == Some((true, true));
@@ -344,8 +388,7 @@ pub(super) async fn apply_completion(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     configured: &HashSet<Uuid>,
-    live: &mut LiveConfigs,
-    held: &mut HeldRows,
+    known: &mut Known,
     event: CompletionEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -413,12 +456,12 @@ pub(super) async fn apply_completion(
     } else {
         COMPLETION_CHANNELS
     };
-    let configs = live.of(conn, customer, channels).await?;
+    let configs = known.live.of(conn, customer, channels).await?;
     if configs.is_empty() {
         return Ok(());
     }
     let key = consent_key(&run)?;
-    let gate = Gate::read(conn, inputs, customer, learner, &run, &key).await?;
+    let gate = Gate::read(conn, inputs, &known.gates, customer, learner, &run, &key).await?;
     let Some(status_of_row) = gate.status() else {
         return Ok(());
     };
@@ -454,7 +497,7 @@ pub(super) async fn apply_completion(
         .bind(&run)
         .fetch_one(&mut *conn)
         .await?;
-        row.queue(conn, held, config_id, version).await?;
+        row.queue(conn, &mut known.held, config_id, version).await?;
     }
     Ok(())
 }

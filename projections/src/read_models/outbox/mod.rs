@@ -58,8 +58,8 @@
 //!
 //! A batch of events is applied in order, except that the learner inputs are folded and
 //! written together before anything reads them (see `inputs.rs`): most of the log is learners'.
-//! The live configurations and the held rows the batch's consent grants may release are read
-//! once per batch (see `known.rs`).
+//! The live configurations, the gates of the batch's completions and registrations, and the
+//! held rows its consent grants may release are read once per batch (see `known.rs`).
 
 mod configs;
 mod content;
@@ -77,9 +77,8 @@ pub use queue::{
 use crate::projection::{decode, ApplyError, Projection};
 use async_trait::async_trait;
 use domain::channel::ChannelEvent;
-use domain::consent::{ConsentEvent, ConsentSubject};
 use inputs::LearnerInputs;
-use known::{HeldRows, LiveConfigs};
+use known::Known;
 use sqlx::PgConnection;
 use std::collections::HashSet;
 use store::log::LoggedEvent;
@@ -168,18 +167,18 @@ impl Projection for Outbox {
         .await
         .map_err(|e| (0, e.into()))?;
         let configured: HashSet<Uuid> = customers.iter().map(|(customer, _)| *customer).collect();
-        let held = HeldRows::load(&mut *conn, &granting(&configured, events))
+        let registering: HashSet<Uuid> = customers
+            .into_iter()
+            .filter(|(_, xapi)| *xapi)
+            .map(|(customer, _)| customer)
+            .collect();
+        let known = Known::load(&mut *conn, &configured, &registering, events)
             .await
             .map_err(|e| (0, e.into()))?;
         let mut batch = Batch {
             inputs: LearnerInputs::default(),
-            live: LiveConfigs::default(),
-            held,
-            registering: customers
-                .into_iter()
-                .filter(|(_, xapi)| *xapi)
-                .map(|(customer, _)| customer)
-                .collect(),
+            known,
+            registering,
             configured,
         };
         for (index, event) in events.iter().enumerate() {
@@ -192,33 +191,12 @@ impl Projection for Outbox {
     }
 }
 
-/// The (customer, learner) pairs of the batch's course consent grants to customers with a
-/// configuration: only they can release rows held when the batch began. An event that does not
-/// decode is left to the batch, which stops there.
-fn granting(configured: &HashSet<Uuid>, events: &[&LoggedEvent]) -> Vec<(Uuid, Uuid)> {
-    events
-        .iter()
-        .filter(|e| e.aggregate_type == "consent" && e.event_type == "ConsentGranted")
-        .filter_map(|e| match decode(e) {
-            Ok(ConsentEvent::ConsentGranted {
-                customer_id,
-                learner_id,
-                subject: ConsentSubject::Course(_),
-                ..
-            }) if configured.contains(&customer_id.0) => Some((customer_id.0, learner_id.0)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// What a batch carries from one event to the next.
 struct Batch {
     /// Learner inputs not written yet.
     inputs: LearnerInputs,
-    /// The live configurations that send learner data (see `known.rs`).
-    live: LiveConfigs,
-    /// The held rows the batch's consent grants may release (see `known.rs`).
-    held: HeldRows,
+    /// What the batch reads once (see `known.rs`).
+    known: Known,
     /// The customers with a channel configuration, live or not: only their learners can have
     /// open rows, so only their learner events need more than recording, and only their
     /// catalogs keep membership.
@@ -239,7 +217,7 @@ impl Batch {
         let (inputs, configured) = (&mut self.inputs, &self.configured);
         match event.aggregate_type.as_str() {
             "channel_configuration" if kind != "ChannelSecretSet" => {
-                self.live.forget();
+                self.known.live.forget();
                 let event: ChannelEvent = decode(event)?;
                 let newly_configured = match &event {
                     ChannelEvent::ChannelConfigurationCreated {
@@ -266,8 +244,7 @@ impl Batch {
                 | "CustomerReactivated" => {
                     // A consent-policy change reads the consents, and may hold rows.
                     inputs.flush(conn).await?;
-                    self.live.forget();
-                    self.held.forget();
+                    self.known.forget();
                     configs::apply_customer(conn, decode(event)?, at).await
                 }
                 _ => Ok(()),
@@ -277,7 +254,7 @@ impl Batch {
                 learners::apply_membership(conn, inputs, configured, decode(event)?, at).await
             }
             "consent" => {
-                learners::apply_consent(conn, inputs, configured, &self.held, decode(event)?, at)
+                learners::apply_consent(conn, inputs, configured, &self.known, decode(event)?, at)
                     .await
             }
             "enrollment" if matches!(kind, "Enrolled" | "ModeChanged") => {
@@ -285,8 +262,7 @@ impl Batch {
                     conn,
                     inputs,
                     &self.registering,
-                    &mut self.live,
-                    &mut self.held,
+                    &mut self.known,
                     decode(event)?,
                     at,
                 )
@@ -297,8 +273,7 @@ impl Batch {
                     conn,
                     inputs,
                     configured,
-                    &mut self.live,
-                    &mut self.held,
+                    &mut self.known,
                     decode(event)?,
                     at,
                 )
