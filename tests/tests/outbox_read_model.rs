@@ -471,6 +471,25 @@ async fn a_grant_in_the_batch_that_held_the_row_releases_it(pool: PgPool) {
     );
 }
 
+/// A customer deactivated and reactivated within one batch: a completion while it is inactive
+/// queues nothing, one after it is active again is queued. The batch reads the live
+/// configurations once, and again after a customer event.
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn completions_follow_the_customer_deactivated_and_reactivated_within_a_batch(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_not_required()).await;
+    let config = configure(&world, Channel::Degreed2, vec![]).await;
+    let (inactive, active) = (world.learner(1).await, world.learner(2).await);
+    assert!(learner_rows(&pool, config).await.is_empty());
+
+    customer_command(&world, CustomerCommand::DeactivateCustomer).await;
+    complete_course(&world, inactive).await;
+    customer_command(&world, CustomerCommand::ReactivateCustomer).await;
+    complete_course(&world, active).await;
+    let rows = learner_rows(&pool, config).await;
+    assert_eq!(statuses(&rows), [ItemStatus::Pending]);
+    assert_eq!(rows[0].learner_id, Some(active.0));
+}
+
 async fn audit_completion(pool: &PgPool, reporting: bool) -> Vec<OutboxItem> {
     let world = World::new(pool.clone(), consent_not_required()).await;
     if reporting {

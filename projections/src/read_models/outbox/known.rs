@@ -98,13 +98,19 @@ impl Known {
         })
     }
 
-    /// The batch applied a customer event: it wrote its learner inputs out, and customers'
-    /// activity, consent policy and audit flags may have changed. What was read before is
-    /// read again when next asked.
+    /// The batch wrote its learner inputs out and regated a customer (a consent-policy
+    /// change): what was read before is read again when next asked.
     pub(super) fn forget(&mut self) {
         self.live.forget();
         self.held.forget();
         self.gates.forget();
+    }
+
+    /// A customer was created, deactivated or reactivated: its activity and flags are read
+    /// again when next asked. Nothing was written out, and no row was held.
+    pub(super) fn forget_customer(&mut self, customer: Uuid) {
+        self.live.forget();
+        self.gates.forget_customer(customer);
     }
 }
 
@@ -220,5 +226,11 @@ impl Gates {
 
     fn forget(&mut self) {
         self.0 = None;
+    }
+
+    fn forget_customer(&mut self, customer: Uuid) {
+        if let Some(gates) = &mut self.0 {
+            gates.retain(|(of, _, _), _| *of != customer);
+        }
     }
 }

@@ -77,6 +77,7 @@ pub use queue::{
 use crate::projection::{decode, ApplyError, Projection};
 use async_trait::async_trait;
 use domain::channel::ChannelEvent;
+use domain::customer::CustomerEvent;
 use inputs::LearnerInputs;
 use known::Known;
 use sqlx::PgConnection;
@@ -238,14 +239,21 @@ impl Batch {
                 "CatalogAdded" | "CatalogUpdated" | "CatalogRemoved" => {
                     content::apply_catalog(conn, configured, decode(event)?, at).await
                 }
-                "CustomerCreated"
-                | "CustomerUpdated"
-                | "CustomerDeactivated"
-                | "CustomerReactivated" => {
-                    // A consent-policy change reads the consents, and may hold rows.
+                "CustomerUpdated" => {
+                    // A consent-policy change reads the consents in SQL, and may hold rows.
                     inputs.flush(conn).await?;
                     self.known.forget();
                     configs::apply_customer(conn, decode(event)?, at).await
+                }
+                "CustomerCreated" | "CustomerDeactivated" | "CustomerReactivated" => {
+                    let event: CustomerEvent = decode(event)?;
+                    if let CustomerEvent::CustomerCreated { customer_id, .. }
+                    | CustomerEvent::CustomerDeactivated { customer_id }
+                    | CustomerEvent::CustomerReactivated { customer_id } = &event
+                    {
+                        self.known.forget_customer(customer_id.0);
+                    }
+                    configs::apply_customer(conn, event, at).await
                 }
                 _ => Ok(()),
             },
