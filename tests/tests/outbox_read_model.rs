@@ -406,19 +406,23 @@ async fn externally_managed_consent_needs_no_grant(pool: PgPool) {
     );
 }
 
+/// The customer update that changes only the consent policy.
+fn policy(policy: ConsentPolicy) -> CustomerCommand {
+    CustomerCommand::UpdateCustomer {
+        name: None,
+        slug: None,
+        consent: Some(policy),
+        enable_audit_enrollment: None,
+        enable_audit_data_reporting: None,
+    }
+}
+
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn consent_policy_change_holds_or_releases_open_rows(pool: PgPool) {
     let world = World::new(pool.clone(), consent_not_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
     let learner = world.learner(1).await;
     complete_course(&world, learner).await;
-    let policy = |policy: ConsentPolicy| CustomerCommand::UpdateCustomer {
-        name: None,
-        slug: None,
-        consent: Some(policy),
-        enable_audit_enrollment: None,
-        enable_audit_data_reporting: None,
-    };
     customer_command(&world, policy(consent_required())).await;
     assert_eq!(
         statuses(&learner_rows(&pool, config).await),
@@ -449,13 +453,6 @@ async fn a_grant_in_the_batch_that_held_the_row_releases_it(pool: PgPool) {
         [ItemStatus::Pending]
     );
 
-    let policy = |policy: ConsentPolicy| CustomerCommand::UpdateCustomer {
-        name: None,
-        slug: None,
-        consent: Some(policy),
-        enable_audit_enrollment: None,
-        enable_audit_data_reporting: None,
-    };
     customer_command(&world, policy(consent_not_required())).await;
     let early = world.learner(2).await;
     complete_course(&world, early).await;
