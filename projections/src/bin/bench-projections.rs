@@ -52,8 +52,8 @@ struct Args {
     /// Keep the scratch database at the end (its name is printed), to study it.
     #[arg(long)]
     keep_database: bool,
-    /// Events per transaction in the rebuilds.
-    #[arg(long, default_value_t = 5000)]
+    /// Events per transaction in the rebuilds (the default is `replay-tools rebuild`'s).
+    #[arg(long, default_value_t = 50_000)]
     batch_size: i64,
 }
 
