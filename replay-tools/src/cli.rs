@@ -141,7 +141,8 @@ pub struct RebuildArgs {
     /// its events touch, planning its statements, committing), so larger batches rebuild
     /// faster, up to a point: past about 50,000 each read model waits on long reads of the log
     /// (README, Performance).
-    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    #[arg(long, default_value_t = projections::runner::BATCH_SIZE,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub batch_size: i64,
 }
 

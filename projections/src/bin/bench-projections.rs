@@ -52,8 +52,9 @@ struct Args {
     /// Keep the scratch database at the end (its name is printed), to study it.
     #[arg(long)]
     keep_database: bool,
-    /// Events per transaction in the rebuilds (the default is `replay-tools rebuild`'s).
-    #[arg(long, default_value_t = 50_000)]
+    /// The most events per transaction in the rebuilds (the default is the runners' and
+    /// `replay-tools rebuild`'s).
+    #[arg(long, default_value_t = runner::BATCH_SIZE)]
     batch_size: i64,
 }
 
@@ -245,10 +246,7 @@ async fn lag(
     args: &Args,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let options = RunnerOptions {
-        batch_size: 1000,
-        poll_interval: Duration::from_millis(500),
-    };
+    let options = RunnerOptions::default();
     let all = projections::read_models::all();
     let mut runners = Vec::new();
     for projection in &all {
