@@ -11,6 +11,12 @@ use std::process::ExitCode;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+/// Rebuilds and runners allocate a tree per event payload on one thread and free it on
+/// another, where the system allocator spent much of a rebuild on its own locks (README,
+/// Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();

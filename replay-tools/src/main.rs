@@ -4,6 +4,12 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// Rebuilds and runners allocate a tree per event payload on one thread and free it on
+/// another, where the system allocator spent much of a rebuild on its own locks (README,
+/// Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = replay_tools::cli::Cli::parse();
