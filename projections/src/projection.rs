@@ -45,6 +45,31 @@ pub trait Projection: Send + Sync {
         }
         Ok(())
     }
+
+    /// A fold of the log from its first event, held in memory, for a rebuild from empty
+    /// tables: nothing needs reading back, and each table is written once at the end. `None`
+    /// (the default): the rebuild applies batch by batch. The fold must follow the same rules
+    /// as `apply_batch` (the rebuild tests compare the two).
+    fn fold_from_zero(&self) -> Option<Box<dyn Fold>> {
+        None
+    }
+}
+
+/// A read model folded in memory from the first event of the log (see
+/// [`Projection::fold_from_zero`]).
+#[async_trait]
+pub trait Fold: Send {
+    /// Folds the events, in log order, over the rows held. A failure names the index of the
+    /// event that could not be applied; the fold is then dropped, and the rebuild applies the
+    /// log batch by batch, which stops at the same event.
+    fn apply(&mut self, events: &[&LoggedEvent]) -> Result<(), (usize, ApplyError)>;
+
+    /// How many rows the fold holds: past a limit the rebuild writes them out and goes on batch
+    /// by batch.
+    fn held(&self) -> usize;
+
+    /// Writes every row held into the read model's tables, which are empty.
+    async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error>;
 }
 
 /// Why a projection could not apply an event. Either stops the projection: skipping an event

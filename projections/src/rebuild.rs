@@ -4,7 +4,8 @@
 //!   Readers see the read model fill up again.
 //! - Several read models in place together: the log is read once for all of them, up to two
 //!   batches ahead of the slowest, and each applies every batch in a transaction of its own, so
-//!   they work at the same time on the same events (see [`in_place_together`]).
+//!   they work at the same time on the same events (see [`in_place_together`]); a read model
+//!   that can fold the log in memory writes each of its tables once instead.
 //! - Into fresh tables: build copies of the tables in a schema of their own (`rebuild_<name>`,
 //!   with its own checkpoint) while the live tables keep serving and the live runner keeps
 //!   updating them; then, in one transaction that holds the live checkpoint, apply what arrived
@@ -12,15 +13,15 @@
 //!   theirs. Readers switch from the old tables to the new ones at that commit.
 
 use crate::checkpoint;
-use crate::projection::Projection;
+use crate::projection::{Fold, Projection};
 use crate::runner::{
-    apply_pending, apply_read, begin_batch, catch_up, run_batch, use_schema, RunnerError,
-    RunnerOptions,
+    apply_pending, apply_read, begin_batch, catch_up, events_of, run_batch, use_schema,
+    RunnerError, RunnerOptions,
 };
 use sqlx::PgPool;
 use std::sync::Arc;
 use store::log::{self, LogPosition, LoggedEvent};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 /// Empties the projection's tables and applies the whole log again.
@@ -64,16 +65,21 @@ struct SharedBatch {
 /// Empties the tables of `projections` and applies the whole log to all of them again, reading
 /// it once: a reader task reads each batch (of every type one of them reads) and hands it to a
 /// task per read model, which applies it in a transaction of its own and advances its
-/// checkpoint, while the reader reads on, up to [`READ_AHEAD`] batches ahead of the slowest.
-/// Each read model then catches up on its own with what arrived meanwhile; a read model that
+/// checkpoint, while the reader reads on, up to [`READ_AHEAD`] batches ahead of the slowest. A
+/// read model that folds from zero ([`Projection::fold_from_zero`]) folds the batches in memory
+/// instead and writes its tables once, at the end of the read ([`write_fold`]), or when it holds
+/// [`MAX_HELD`] rows, going on batch by batch from there. Each read model then catches up on its own with what arrived meanwhile; a read model that
 /// fails on a batch stops taking batches, and its catch-up meets the same event again and stops
-/// there as a runner does (a poison event is recorded on its checkpoint). Returns the position
-/// each reached, in the order given, or the first read model's error once every other has
-/// caught up.
+/// there as a runner does (a poison event is recorded on its checkpoint). `progress`, when
+/// given, follows the position up to which the log has been handed to every read model (at most
+/// [`READ_AHEAD`] batches ahead of the slowest): the progress of a rebuild whose folds write
+/// nothing until the end. Returns the position each reached, in the order given, or the first
+/// read model's error once every other has caught up.
 pub async fn in_place_together(
     pool: &PgPool,
     projections: &[Arc<dyn Projection>],
     options: RunnerOptions,
+    progress: Option<&watch::Sender<LogPosition>>,
 ) -> Result<Vec<LogPosition>, RunnerError> {
     let borrowed: Vec<&dyn Projection> = projections.iter().map(|p| p.as_ref()).collect();
     reset(pool, &borrowed).await?;
@@ -85,11 +91,34 @@ pub async fn in_place_together(
         senders.push(sender);
         let (pool, projection) = (pool.clone(), Arc::clone(projection));
         appliers.spawn(async move {
+            let projection = projection.as_ref();
+            let mut fold = projection.fold_from_zero();
+            let mut folded = None;
             while let Some(batch) = batches.recv().await {
-                if let Err(error) = apply_shared(&pool, projection.as_ref(), &batch).await {
+                let applied = match fold.take() {
+                    Some(mut held) => {
+                        if held.apply(&events_of(projection, &batch.events)).is_err() {
+                            // Its catch-up, batch by batch from zero, stops at the same event.
+                            return;
+                        }
+                        if held.held() < MAX_HELD {
+                            fold = Some(held);
+                            folded = Some(batch.last);
+                            continue;
+                        }
+                        write_fold(&pool, projection, held, batch.last).await
+                    }
+                    None => apply_shared(&pool, projection, &batch).await,
+                };
+                if let Err(error) = applied {
                     // Its catch-up meets the error again and deals with it as a runner does.
                     tracing::debug!(projection = projection.name(), %error, "left the shared read");
                     return;
+                }
+            }
+            if let (Some(held), Some(last)) = (fold, folded) {
+                if let Err(error) = write_fold(&pool, projection, held, last).await {
+                    tracing::debug!(projection = projection.name(), %error, "fold not written");
                 }
             }
         });
@@ -116,6 +145,9 @@ pub async fn in_place_together(
         }
         if senders.iter().all(|sender| sender.is_closed()) {
             break Ok(());
+        }
+        if let Some(progress) = progress {
+            progress.send_replace(last);
         }
         from = last;
     };
@@ -183,6 +215,53 @@ async fn apply_shared(
         batch.last,
     )
     .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The most rows a read model's fold may hold in [`in_place_together`] (about a gigabyte):
+/// past it, the fold is written out and the read model goes on batch by batch.
+const MAX_HELD: usize = 1_000_000;
+
+/// Writes a read model's fold into its tables, emptied by the reset, and moves its checkpoint
+/// from zero to `last`, in one transaction. The tables' indexes other than their keys are
+/// dropped first and built again once the rows are in: building an index over a table is
+/// several times cheaper than keeping it up row by row. Readers of the tables wait for the
+/// commit. A checkpoint moved meanwhile (a runner of the read model working beside the
+/// rebuild) leaves the tables to that runner.
+async fn write_fold(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    fold: Box<dyn Fold>,
+    last: LogPosition,
+) -> Result<(), RunnerError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    let at = begin_batch(&mut tx, name).await?;
+    if at != LogPosition::default() {
+        return Err(RunnerError::CheckpointMoved(name.to_string()));
+    }
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+           FROM pg_index i
+          WHERE i.indrelid = ANY ($1::text[]::regclass[])
+            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+    )
+    .bind(projection.tables())
+    .fetch_all(&mut *tx)
+    .await?;
+    for (index, _) in &indexes {
+        sqlx::query(&format!("DROP INDEX {index}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    fold.write(&mut tx).await?;
+    for (_, definition) in &indexes {
+        sqlx::query(definition).execute(&mut *tx).await?;
+    }
+    if !checkpoint::advance(&mut tx, name, at, last).await? {
+        return Err(RunnerError::CheckpointMoved(name.to_string()));
+    }
     tx.commit().await?;
     Ok(())
 }

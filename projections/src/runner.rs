@@ -178,13 +178,7 @@ pub(crate) async fn apply_read(
     read: &[LoggedEvent],
     last: LogPosition,
 ) -> Result<(), RunnerError> {
-    let events: Vec<&LoggedEvent> = match projection.reads() {
-        None => read.iter().collect(),
-        Some(types) => read
-            .iter()
-            .filter(|e| types.contains(&e.aggregate_type.as_str()))
-            .collect(),
-    };
+    let events = events_of(projection, read);
     let applied = if events.is_empty() {
         Ok(())
     } else {
@@ -212,6 +206,20 @@ pub(crate) async fn apply_read(
         return Err(RunnerError::CheckpointMoved(name.to_string()));
     }
     Ok(())
+}
+
+/// The events of `read` of the types the projection reads.
+pub(crate) fn events_of<'a>(
+    projection: &dyn Projection,
+    read: &'a [LoggedEvent],
+) -> Vec<&'a LoggedEvent> {
+    match projection.reads() {
+        None => read.iter().collect(),
+        Some(types) => read
+            .iter()
+            .filter(|e| types.contains(&e.aggregate_type.as_str()))
+            .collect(),
+    }
 }
 
 /// Points the transaction's unqualified table names at `schema` first (a rebuild's fresh tables).

@@ -44,7 +44,9 @@ pub enum Command {
     /// end, so readers keep the old tables meanwhile). Shows progress, events/s and time left.
     ///
     /// Read models: catalog, consent, customers, learners, enrollments, outbox, transmissions.
-    /// Several rebuilt in place are rebuilt together, reading the log once for all of them.
+    /// In place, the read models named are rebuilt together, reading the log once for all of
+    /// them; consent, learners and enrollments fold it in memory and write each table once at
+    /// the end (their readers wait for those last seconds).
     /// Rebuilding the outbox queues again everything still due, under the same idempotency keys.
     #[command(after_help = EXIT_CODES)]
     Rebuild(RebuildArgs),

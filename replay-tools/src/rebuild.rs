@@ -3,8 +3,10 @@
 //! read of the log; into fresh tables, one after the other.
 //!
 //! The rebuild runs as it does in the service (`projections::rebuild`); beside it, this module
-//! watches the checkpoint the rebuild advances and draws a bar on standard error: events
-//! applied, events/s and time left. Progress is counted in global positions, which the log
+//! watches how far it has come and draws a bar on standard error: events applied, events/s and
+//! time left. Into fresh tables it follows the checkpoint the rebuild advances; in place, the
+//! one read of the log (read models that fold the log in memory write their tables only at its
+//! end, in the last seconds). Progress is counted in global positions, which the log
 //! allocates one per event, so it is the event count up to the few positions that rolled-back
 //! transactions leave unused.
 
@@ -18,6 +20,8 @@ use sqlx::PgPool;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store::log::LogPosition;
+use tokio::sync::watch;
 
 pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolError> {
     let chosen = choose(&args.projections, args.all)?;
@@ -26,26 +30,16 @@ pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolErro
         ..RunnerOptions::default()
     };
     settle(pool).await?;
-    if !args.fresh_tables && chosen.len() > 1 {
+    if !args.fresh_tables {
         return together(pool, &chosen, options).await;
     }
     for projection in chosen {
         let started = Instant::now();
         let (first, head) = span(pool).await?;
-        let checkpoint = if args.fresh_tables {
-            format!("{}@rebuild", projection.name())
-        } else {
-            projection.name().to_string()
-        };
-        let work = async {
-            if args.fresh_tables {
-                rebuild::into_fresh_tables(pool, projection.as_ref(), options).await
-            } else {
-                rebuild::in_place(pool, projection.as_ref(), options).await
-            }
-        };
-        let reached =
-            with_progress(pool, projection.name(), &[checkpoint], (first, head), work).await?;
+        let checkpoint = [format!("{}@rebuild", projection.name())];
+        let work = rebuild::into_fresh_tables(pool, projection.as_ref(), options);
+        let follow = Follow::Checkpoints(&checkpoint);
+        let reached = with_progress(pool, projection.name(), follow, (first, head), work).await?;
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "{}: rebuilt up to global position {} ({} events) in {seconds:.1} s",
@@ -57,8 +51,8 @@ pub async fn run(pool: &PgPool, args: &RebuildArgs) -> Result<ExitCode, ToolErro
     Ok(ExitCode::SUCCESS)
 }
 
-/// Rebuilds several read models in place with one read of the log
-/// ([`rebuild::in_place_together`]); the bar follows the one furthest behind.
+/// Rebuilds read models in place with one read of the log ([`rebuild::in_place_together`]);
+/// the bar follows the read.
 async fn together(
     pool: &PgPool,
     chosen: &[Arc<dyn Projection>],
@@ -67,10 +61,22 @@ async fn together(
     let started = Instant::now();
     let (first, head) = span(pool).await?;
     let names: Vec<String> = chosen.iter().map(|p| p.name().to_string()).collect();
-    let label = format!("{} models", chosen.len());
-    let work = rebuild::in_place_together(pool, chosen, options);
-    let reached = with_progress(pool, &label, &names, (first, head), work).await?;
+    let label = match chosen {
+        [one] => one.name().to_string(),
+        _ => format!("{} models", chosen.len()),
+    };
+    let (progress, read) = watch::channel(LogPosition::default());
+    let work = rebuild::in_place_together(pool, chosen, options, Some(&progress));
+    let reached = with_progress(pool, &label, Follow::Read(read), (first, head), work).await?;
     let seconds = started.elapsed().as_secs_f64();
+    let events = (head - first).max(0);
+    if let ([name], [position]) = (names.as_slice(), reached.as_slice()) {
+        println!(
+            "{name}: rebuilt up to global position {} ({events} events) in {seconds:.1} s",
+            position.global_position
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     for (name, position) in names.iter().zip(reached) {
         println!(
             "{name}: rebuilt up to global position {}",
@@ -78,19 +84,26 @@ async fn together(
         );
     }
     println!(
-        "{} read models rebuilt together ({} events) in {seconds:.1} s",
-        names.len(),
-        (head - first).max(0)
+        "{} read models rebuilt together ({events} events) in {seconds:.1} s",
+        names.len()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `work` while a bar named `label` shows how far the slowest of `checkpoints` has come
-/// between the global positions `first` and `head`.
+/// Where a bar reads how far a rebuild has come.
+enum Follow<'a> {
+    /// The slowest of these checkpoints.
+    Checkpoints(&'a [String]),
+    /// The position up to which the one read of the log has handed it to every read model.
+    Read(watch::Receiver<LogPosition>),
+}
+
+/// Runs `work` while a bar named `label` shows how far it has come (`follow`) between the
+/// global positions `first` and `head`.
 async fn with_progress<T>(
     pool: &PgPool,
     label: &str,
-    checkpoints: &[String],
+    follow: Follow<'_>,
     (first, head): (i64, i64),
     work: impl std::future::Future<Output = Result<T, RunnerError>>,
 ) -> Result<T, ToolError> {
@@ -100,7 +113,13 @@ async fn with_progress<T>(
         tokio::select! {
             outcome = &mut work => break outcome,
             () = tokio::time::sleep(Duration::from_millis(200)) => {
-                if let Ok(Some(position)) = slowest_checkpoint(pool, checkpoints).await {
+                let position = match &follow {
+                    Follow::Checkpoints(names) => {
+                        slowest_checkpoint(pool, names).await.ok().flatten()
+                    }
+                    Follow::Read(read) => Some(read.borrow().global_position),
+                };
+                if let Some(position) = position {
                     bar.set_position((position - first).clamp(0, head - first) as u64);
                 }
             }

@@ -20,6 +20,7 @@ use projections::read_models::enrollments::{
 use projections::runner::{catch_up, RunnerOptions};
 use projections::Projection;
 use sqlx::PgPool;
+use std::sync::Arc;
 use store::EventStore;
 use uuid::Uuid;
 
@@ -1200,6 +1201,67 @@ fn raw_history(seed: u64, count: usize) -> Vec<RawEvent> {
     events
 }
 
+/// Every index of the read model's tables, as PostgreSQL would create it.
+async fn index_definitions(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes
+          WHERE schemaname = 'public' AND tablename = ANY ($1) ORDER BY indexdef",
+    )
+    .bind(Enrollments.tables())
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn a_fold_from_zero_meeting_a_poison_event_leaves_the_rebuild_stopped_before_it(
+    pool: PgPool,
+) {
+    let history = raw_history(0x51ed_270b_2e1f_9a3c, 120);
+    append_raw(&pool, &history[..60]).await;
+    append_raw(
+        &pool,
+        &[(
+            "enrollment",
+            Uuid::new_v4().to_string(),
+            serde_json::json!({"Enrolled": {"not": "an enrollment"}}),
+        )],
+    )
+    .await;
+    append_raw(&pool, &history[60..]).await;
+    // The rows of the events before the poison one, applied one at a time.
+    let mut step = 0;
+    while projections::runner::run_batch(&pool, &Enrollments, "enrollments", None, 1)
+        .await
+        .is_ok()
+    {
+        step += 1;
+        assert!(step < 200, "the poison event was never met");
+    }
+    let expected = e2e_tests::dump_tables(&pool, &Enrollments).await;
+    assert!(
+        expected.len() > 10,
+        "{} rows before the poison event",
+        expected.len()
+    );
+
+    let together: Vec<Arc<dyn Projection>> = vec![Arc::new(Enrollments)];
+    let options = RunnerOptions {
+        batch_size: 7,
+        ..RunnerOptions::default()
+    };
+    let err = projections::rebuild::in_place_together(&pool, &together, options, None)
+        .await
+        .unwrap_err();
+    match &err {
+        projections::runner::RunnerError::Poison { event_type, .. } => {
+            assert_eq!(event_type, "Enrolled");
+        }
+        other => panic!("expected a poison error, got {other}"),
+    }
+    assert_eq!(e2e_tests::dump_tables(&pool, &Enrollments).await, expected);
+}
+
 /// Appends `events` straight to the log in one transaction, each recorded a millisecond after
 /// the previous one.
 async fn append_raw(pool: &PgPool, events: &[RawEvent]) {
@@ -1261,6 +1323,21 @@ async fn batches_of_any_size_give_the_rows_of_one_event_at_a_time(pool: PgPool) 
             e2e_tests::dump_tables(&pool, &Enrollments).await,
         ));
     }
+    // Rebuilt together with one read of the log: the whole log folded in memory, each table
+    // written once, its indexes dropped and built again around the writes.
+    let indexes = index_definitions(&pool).await;
+    let together: Vec<Arc<dyn Projection>> = vec![Arc::new(Enrollments)];
+    let options = RunnerOptions {
+        batch_size: 50,
+        ..RunnerOptions::default()
+    };
+    projections::rebuild::in_place_together(&pool, &together, options, None)
+        .await
+        .unwrap();
+    dumps.push((0, e2e_tests::dump_tables(&pool, &Enrollments).await));
+    assert_eq!(index_definitions(&pool).await, indexes);
+    assert!(indexes.len() > 7, "{indexes:#?}");
+
     let (_, one_by_one) = &dumps[0];
     let report_rows = one_by_one
         .iter()

@@ -18,9 +18,11 @@
 //!
 //! A batch is applied in memory: the rows of the memberships it touches are loaded in one
 //! query, its events folded over them in log order (so the outcome is that of applying them
-//! one by one), and what changed is written back in one upsert and one delete.
+//! one by one), and what changed is written back in one upsert and one delete. A rebuild from
+//! the empty table with one read of the log folds the whole log that way, reading nothing back
+//! ([`FromZero`]).
 
-use crate::projection::{ApplyError, Projection};
+use crate::projection::{ApplyError, Fold, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{CustomerId, LearnerId};
@@ -159,16 +161,7 @@ impl Projection for Learners {
         conn: &mut PgConnection,
         events: &[&LoggedEvent],
     ) -> Result<(), (usize, ApplyError)> {
-        let mut decoded = Vec::new();
-        for (index, event) in events.iter().enumerate() {
-            if event.aggregate_type == MEMBERSHIP {
-                // Decoded where it lies (as `projection::decode` does, with the same errors,
-                // without copying the payload first).
-                let membership = MembershipEvent::deserialize(&event.payload)
-                    .map_err(|e| (index, ApplyError::Malformed(e.to_string())))?;
-                decoded.push((membership, event.recorded_at));
-            }
-        }
+        let decoded = decode_all(events)?;
         if decoded.is_empty() {
             return Ok(());
         }
@@ -180,6 +173,49 @@ impl Projection for Learners {
             memberships.apply(event, at);
         }
         memberships.write(conn).await.map_err(|e| (0, e.into()))
+    }
+
+    fn fold_from_zero(&self) -> Option<Box<dyn Fold>> {
+        Some(Box::new(FromZero(Memberships::default())))
+    }
+}
+
+/// A membership event and when it was recorded.
+type Recorded = (MembershipEvent, DateTime<Utc>);
+
+/// The membership events of `events`, decoded where they lie (as `projection::decode` does,
+/// with the same errors, without copying the payload first).
+fn decode_all(events: &[&LoggedEvent]) -> Result<Vec<Recorded>, (usize, ApplyError)> {
+    let mut decoded = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        if event.aggregate_type == MEMBERSHIP {
+            let membership = MembershipEvent::deserialize(&event.payload)
+                .map_err(|e| (index, ApplyError::Malformed(e.to_string())))?;
+            decoded.push((membership, event.recorded_at));
+        }
+    }
+    Ok(decoded)
+}
+
+/// The log folded from its first event over the empty table: every membership held, none
+/// read back.
+struct FromZero(Memberships);
+
+#[async_trait]
+impl Fold for FromZero {
+    fn apply(&mut self, events: &[&LoggedEvent]) -> Result<(), (usize, ApplyError)> {
+        for (event, at) in decode_all(events)? {
+            self.0.apply(event, at);
+        }
+        Ok(())
+    }
+
+    fn held(&self) -> usize {
+        self.0.rows.len()
+    }
+
+    async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        self.0.write(conn).await
     }
 }
 
@@ -214,6 +250,7 @@ struct StoredMembership {
 
 /// The memberships a batch touches: each one's row before the batch, and after the events
 /// folded so far (`None`: no row).
+#[derive(Default)]
 struct Memberships {
     rows: HashMap<Key, (Option<Membership>, Option<Membership>)>,
 }

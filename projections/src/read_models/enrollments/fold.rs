@@ -86,6 +86,15 @@ pub(super) struct Table<K, V> {
     written: HashSet<K>,
 }
 
+impl<K, V> Default for Table<K, V> {
+    fn default() -> Self {
+        Self {
+            rows: HashMap::new(),
+            written: HashSet::new(),
+        }
+    }
+}
+
 impl<K: Eq + Hash + Clone, V> Table<K, V> {
     pub(super) fn loaded(rows: impl IntoIterator<Item = (K, V)>) -> Self {
         Self {
@@ -96,6 +105,10 @@ impl<K: Eq + Hash + Clone, V> Table<K, V> {
 
     pub(super) fn get(&self, key: &K) -> Option<&V> {
         self.rows.get(key)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.rows.len()
     }
 
     pub(super) fn set(&mut self, key: K, value: V) {
@@ -208,7 +221,9 @@ impl Report {
     }
 }
 
-/// Every table as the batch sees it.
+/// Every table as the batch sees it. The default holds nothing: the batch of a rebuild from
+/// empty tables, which reads nothing back (see [`super::FromZero`]).
+#[derive(Default)]
 pub(super) struct Batch {
     pub(super) report: Report,
     pub(super) customers: Table<Uuid, String>,
@@ -223,6 +238,17 @@ pub(super) struct Batch {
 }
 
 impl Batch {
+    /// The rows held, of every table.
+    pub(super) fn held(&self) -> usize {
+        self.report.rows.len()
+            + self.customers.len()
+            + self.runs.len()
+            + self.consents.len()
+            + self.coupons.len()
+            + self.redemptions.len()
+            + self.completions.len()
+    }
+
     /// Folds one input over the batch's rows, by the rules of the module doc.
     pub(super) fn apply(&mut self, input: Input) {
         match input {

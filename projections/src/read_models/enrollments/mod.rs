@@ -47,6 +47,10 @@
 //!    statement for all the customers (and one for all the runs) the batch changed, before the
 //!    rows held in memory are written.
 //!
+//! A rebuild from empty tables with one read of the log folds the whole log as one such batch
+//! ([`FromZero`]): nothing is loaded, since every row comes from an earlier event, and each
+//! table is written once at the end.
+//!
 //! The queries of the report are in [`query`].
 
 mod fold;
@@ -59,7 +63,7 @@ pub use query::{
     REPORT_COLUMNS,
 };
 
-use crate::projection::{ApplyError, Projection};
+use crate::projection::{ApplyError, Fold, Projection};
 use async_trait::async_trait;
 use sqlx::PgConnection;
 use store::log::LoggedEvent;
@@ -127,5 +131,33 @@ impl Projection for Enrollments {
             batch.apply(input);
         }
         batch.write(conn).await.map_err(|error| (0, error.into()))
+    }
+
+    fn fold_from_zero(&self) -> Option<Box<dyn Fold>> {
+        Some(Box::new(FromZero(fold::Batch::default())))
+    }
+}
+
+/// The log folded from its first event over empty tables: one batch that reads nothing back,
+/// since every row it needs comes from an earlier event it folded.
+struct FromZero(fold::Batch);
+
+#[async_trait]
+impl Fold for FromZero {
+    fn apply(&mut self, events: &[&LoggedEvent]) -> Result<(), (usize, ApplyError)> {
+        for (index, event) in events.iter().enumerate() {
+            if let Some(input) = input::decode_input(event).map_err(|error| (index, error))? {
+                self.0.apply(input);
+            }
+        }
+        Ok(())
+    }
+
+    fn held(&self) -> usize {
+        self.0.held()
+    }
+
+    async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        self.0.write(conn).await
     }
 }
