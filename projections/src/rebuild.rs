@@ -68,9 +68,10 @@ struct SharedBatch {
 /// checkpoint, while the reader reads on, up to [`READ_AHEAD`] batches ahead of the slowest. A
 /// read model that folds from zero ([`Projection::fold_from_zero`]) folds the batches in memory
 /// instead and writes its tables once, at the end of the read ([`write_fold`]), or when it holds
-/// [`MAX_HELD`] rows, going on batch by batch from there. Each read model then catches up on its own with what arrived meanwhile; a read model that
-/// fails on a batch stops taking batches, and its catch-up meets the same event again and stops
-/// there as a runner does (a poison event is recorded on its checkpoint). `progress`, when
+/// [`MAX_HELD`] rows, going on batch by batch from there. Each read model then catches up on
+/// its own with what arrived meanwhile; a read model that fails on a batch (or whose fold
+/// fails on an event) stops taking batches, and its catch-up meets the same event again and
+/// stops there as a runner does (a poison event is recorded on its checkpoint). `progress`, when
 /// given, follows the position up to which the log has been handed to every read model (at most
 /// [`READ_AHEAD`] batches ahead of the slowest): the progress of a rebuild whose folds write
 /// nothing until the end. Returns the position each reached, in the order given, or the first

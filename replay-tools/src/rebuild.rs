@@ -1,6 +1,6 @@
 //! Rebuilding read models with the projections' own rebuild (in place, or into fresh tables),
-//! with a progress bar. Several read models rebuilt in place are rebuilt together, with one
-//! read of the log; into fresh tables, one after the other.
+//! with a progress bar. In place, the read models named are rebuilt together, with one read of
+//! the log; into fresh tables, one after the other.
 //!
 //! The rebuild runs as it does in the service (`projections::rebuild`); beside it, this module
 //! watches how far it has come and draws a bar on standard error: events applied, events/s and

@@ -70,7 +70,10 @@ impl Projection for ConsentProjection {
         for (index, event) in events.iter().enumerate() {
             changes.add(event).map_err(|error| (index, error))?;
         }
-        changes.write(conn).await.map_err(|error| (0, error.into()))
+        changes
+            .write_tables(conn)
+            .await
+            .map_err(|error| (0, error.into()))
     }
 
     fn fold_from_zero(&self) -> Option<Box<dyn Fold>> {
@@ -93,7 +96,7 @@ impl Fold for Changes {
     }
 
     async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        (*self).write(conn).await
+        (*self).write_tables(conn).await
     }
 }
 
@@ -203,7 +206,7 @@ impl Changes {
         }
     }
 
-    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    async fn write_tables(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         if !self.records.is_empty() {
             let mut columns = (
                 Vec::new(),
