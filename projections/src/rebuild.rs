@@ -10,7 +10,8 @@
 //!   with its own checkpoint) while the live tables keep serving and the live runner keeps
 //!   updating them; then, in one transaction that holds the live checkpoint, apply what arrived
 //!   meanwhile, replace the live tables with the fresh ones and move the live checkpoint to
-//!   theirs. Readers switch from the old tables to the new ones at that commit.
+//!   theirs. Readers switch from the old tables to the new ones at that commit. A read model
+//!   that can fold the log in memory fills the fresh tables from its fold first.
 
 use crate::checkpoint;
 use crate::projection::{Fold, Projection};
@@ -107,7 +108,8 @@ pub async fn in_place_together(
                             folded = Some(batch.last);
                             continue;
                         }
-                        write_fold(&pool, projection, held, batch.last).await
+                        let live = (projection.name(), None);
+                        write_fold(&pool, projection, live, held, batch.last).await
                     }
                     None => apply_shared(&pool, projection, &batch).await,
                 };
@@ -118,7 +120,8 @@ pub async fn in_place_together(
                 }
             }
             if let (Some(held), Some(last)) = (fold, folded) {
-                if let Err(error) = write_fold(&pool, projection, held, last).await {
+                let live = (projection.name(), None);
+                if let Err(error) = write_fold(&pool, projection, live, held, last).await {
                     tracing::debug!(projection = projection.name(), %error, "fold not written");
                 }
             }
@@ -224,8 +227,8 @@ async fn apply_shared(
 /// past it, the fold is written out and the read model goes on batch by batch.
 const MAX_HELD: usize = 1_000_000;
 
-/// Writes a read model's fold into its tables, emptied by the reset, and moves its checkpoint
-/// from zero to `last`, in one transaction. The tables' indexes other than their keys are
+/// Writes a read model's fold into its empty tables (in `schema`, when given) and moves its
+/// checkpoint `name` from zero to `last`, in one transaction. The tables' indexes other than their keys are
 /// dropped first and built again once the rows are in: building an index over a table is
 /// several times cheaper than keeping it up row by row. Readers of the tables wait for the
 /// commit. A checkpoint moved meanwhile (a runner of the read model working beside the
@@ -233,11 +236,14 @@ const MAX_HELD: usize = 1_000_000;
 async fn write_fold(
     pool: &PgPool,
     projection: &dyn Projection,
+    (name, schema): (&str, Option<&str>),
     fold: Box<dyn Fold>,
     last: LogPosition,
 ) -> Result<(), RunnerError> {
-    let name = projection.name();
     let mut tx = pool.begin().await?;
+    if let Some(schema) = schema {
+        use_schema(&mut tx, schema).await?;
+    }
     let at = begin_batch(&mut tx, name).await?;
     if at != LogPosition::default() {
         return Err(RunnerError::CheckpointMoved(name.to_string()));
@@ -267,6 +273,34 @@ async fn write_fold(
     Ok(())
 }
 
+/// Folds the log from its first event into `fold` and writes it into the fresh tables
+/// ([`write_fold`]), or as much of it as [`MAX_HELD`] rows allow; the batches go on from there.
+/// An event the fold cannot apply drops it: the batches from zero stop at that event.
+async fn fold_fresh(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    target: (&str, Option<&str>),
+    mut fold: Box<dyn Fold>,
+    options: RunnerOptions,
+) -> Result<(), RunnerError> {
+    let mut from = LogPosition::default();
+    loop {
+        let read = log::read_of_types(pool, from, options.batch_size, projection.reads()).await?;
+        let Some(last) = read.last else { break };
+        if fold.apply(&events_of(projection, &read.events)).is_err() {
+            return Ok(());
+        }
+        from = last;
+        if fold.held() >= MAX_HELD {
+            break;
+        }
+    }
+    if from == LogPosition::default() {
+        return Ok(());
+    }
+    write_fold(pool, projection, target, fold, from).await
+}
+
 /// Builds the projection into fresh tables, then swaps them in (see the module doc).
 pub async fn into_fresh_tables(
     pool: &PgPool,
@@ -294,6 +328,9 @@ pub async fn into_fresh_tables(
     checkpoint::set(&mut tx, &shadow, LogPosition::default()).await?;
     tx.commit().await?;
 
+    if let Some(fold) = projection.fold_from_zero() {
+        fold_fresh(pool, projection, (&shadow, Some(&schema)), fold, options).await?;
+    }
     while run_batch(pool, projection, &shadow, Some(&schema), options.batch_size)
         .await?
         .read

@@ -4,9 +4,9 @@
 //!
 //! The rebuild runs as it does in the service (`projections::rebuild`); beside it, this module
 //! watches how far it has come and draws a bar on standard error: events applied, events/s and
-//! time left. Into fresh tables it follows the checkpoint the rebuild advances; in place, the
-//! one read of the log (read models that fold the log in memory write their tables only at its
-//! end, in the last seconds). Progress is counted in global positions, which the log
+//! time left. Into fresh tables it follows the checkpoint the rebuild advances (which stands
+//! still while a read model folds the log in memory, and jumps when the fold is written); in
+//! place, the one read of the log (read models that fold it write their tables only at its end). Progress is counted in global positions, which the log
 //! allocates one per event, so it is the event count up to the few positions that rolled-back
 //! transactions leave unused.
 
