@@ -1334,7 +1334,7 @@ async fn batches_of_any_size_give_the_rows_of_one_event_at_a_time(pool: PgPool) 
     projections::rebuild::in_place_together(&pool, &together, options, None)
         .await
         .unwrap();
-    dumps.push((0, e2e_tests::dump_tables(&pool, &Enrollments).await));
+    let folded = e2e_tests::dump_tables(&pool, &Enrollments).await;
     assert_eq!(index_definitions(&pool).await, indexes);
     assert!(indexes.len() > 7, "{indexes:#?}");
 
@@ -1344,11 +1344,15 @@ async fn batches_of_any_size_give_the_rows_of_one_event_at_a_time(pool: PgPool) 
         .filter(|r| r.starts_with("enrollments_report:"))
         .count();
     assert!(report_rows >= 50, "{report_rows} report rows");
-    for (batch_size, rows) in &dumps[1..] {
+    let folded = ("folded from zero".to_string(), &folded);
+    let batches = dumps[1..]
+        .iter()
+        .map(|(size, rows)| (format!("batches of {size}"), rows));
+    for (how, rows) in batches.chain([folded]) {
         let first_difference = one_by_one.iter().zip(rows).find(|(a, b)| a != b);
         assert!(
             rows == one_by_one,
-            "batches of {batch_size}: {} rows for {}, first difference {first_difference:#?}",
+            "{how}: {} rows for {}, first difference {first_difference:#?}",
             rows.len(),
             one_by_one.len()
         );
