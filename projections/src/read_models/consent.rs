@@ -217,7 +217,11 @@ impl Changes {
                 Vec::new(),
                 Vec::new(),
             );
-            for ((customer, learner, subject_type, key), (granted, source, at)) in self.records {
+            // In key order: a B-tree takes sorted keys page after page (a rebuild's fold writes
+            // the whole table at once).
+            let mut records: Vec<_> = self.records.into_iter().collect();
+            records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for ((customer, learner, subject_type, key), (granted, source, at)) in records {
                 columns.0.push(customer);
                 columns.1.push(learner);
                 columns.2.push(subject_type);
@@ -264,7 +268,9 @@ impl Changes {
         }
         if !self.enrollments.is_empty() {
             let mut columns = (Vec::new(), Vec::new(), Vec::new());
-            for (customer, learner, course_key) in self.enrollments {
+            let mut enrollments: Vec<_> = self.enrollments.into_iter().collect();
+            enrollments.sort_unstable();
+            for (customer, learner, course_key) in enrollments {
                 columns.0.push(customer);
                 columns.1.push(learner);
                 columns.2.push(course_key);

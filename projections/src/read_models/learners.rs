@@ -330,6 +330,9 @@ impl Memberships {
                 _ => {}
             }
         }
+        // In key order: a B-tree takes sorted keys page after page (a rebuild's fold writes the
+        // whole table at once).
+        changed.sort_unstable_by_key(|(key, _)| *key);
         if !gone.is_empty() {
             sqlx::query(
                 "DELETE FROM learners_memberships m

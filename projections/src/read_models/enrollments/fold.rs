@@ -116,12 +116,23 @@ impl<K: Eq + Hash + Clone, V> Table<K, V> {
         self.rows.insert(key, value);
     }
 
-    /// The rows the fold wrote, as they end.
-    pub(super) fn into_written(mut self) -> impl Iterator<Item = (K, V)> {
-        self.written.into_iter().map(move |key| {
-            let value = self.rows.remove(&key).expect("a written row is held");
-            (key, value)
-        })
+    /// The rows the fold wrote, as they end, in key order: a B-tree takes sorted keys
+    /// page after page, where keys in hash order land on a random page each (a rebuild's fold
+    /// writes a whole table at once).
+    pub(super) fn into_written(mut self) -> Vec<(K, V)>
+    where
+        K: Ord,
+    {
+        let mut written: Vec<(K, V)> = self
+            .written
+            .into_iter()
+            .map(|key| {
+                let value = self.rows.remove(&key).expect("a written row is held");
+                (key, value)
+            })
+            .collect();
+        written.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        written
     }
 }
 
@@ -168,10 +179,14 @@ impl Report {
 
     /// The rows created, and the rows loaded then changed, as they end.
     pub(super) fn into_written(mut self) -> (Vec<StoredRow>, Vec<StoredRow>) {
+        // In key order, as `Table::into_written` gives its rows.
         let mut take = |ids: HashSet<Uuid>| -> Vec<StoredRow> {
-            ids.into_iter()
+            let mut rows: Vec<StoredRow> = ids
+                .into_iter()
                 .filter_map(|id| self.rows.remove(&id))
-                .collect()
+                .collect();
+            rows.sort_unstable_by_key(|row| row.enrollment_id);
+            rows
         };
         let created = take(std::mem::take(&mut self.created));
         let changed = take(std::mem::take(&mut self.changed));

@@ -216,7 +216,7 @@ async fn write_customers(
     conn: &mut PgConnection,
     customers: Table<Uuid, String>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(Uuid, String)> = customers.into_written().collect();
+    let rows: Vec<(Uuid, String)> = customers.into_written();
     if rows.is_empty() {
         return Ok(());
     }
@@ -242,7 +242,7 @@ async fn write_runs(
     runs: Table<String, Run>,
     report_keys: HashMap<String, Option<String>>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(String, Run)> = runs.into_written().collect();
+    let rows: Vec<(String, Run)> = runs.into_written();
     if rows.is_empty() {
         return Ok(());
     }
@@ -283,7 +283,7 @@ async fn write_consents(
     conn: &mut PgConnection,
     consents: Table<(Uuid, Uuid, String), bool>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<_> = consents.into_written().collect();
+    let rows = consents.into_written();
     if rows.is_empty() {
         return Ok(());
     }
@@ -306,7 +306,7 @@ async fn write_coupons(
     conn: &mut PgConnection,
     coupons: Table<Uuid, Coupon>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<_> = coupons.into_written().collect();
+    let rows = coupons.into_written();
     if rows.is_empty() {
         return Ok(());
     }
@@ -328,7 +328,7 @@ async fn write_redemptions(
     conn: &mut PgConnection,
     redemptions: Table<Uuid, Redemption>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<_> = redemptions.into_written().collect();
+    let rows = redemptions.into_written();
     if rows.is_empty() {
         return Ok(());
     }
@@ -352,7 +352,7 @@ async fn write_completions(
     conn: &mut PgConnection,
     completions: Table<(Uuid, Uuid, String), Completion>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<_> = completions.into_written().collect();
+    let rows = completions.into_written();
     if rows.is_empty() {
         return Ok(());
     }
