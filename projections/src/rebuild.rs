@@ -94,22 +94,26 @@ pub async fn in_place_together(
         let (pool, projection) = (pool.clone(), Arc::clone(projection));
         appliers.spawn(async move {
             let projection = projection.as_ref();
+            // The live tables and checkpoint, for a fold's write.
+            let live = (projection.name(), None);
             let mut fold = projection.fold_from_zero();
             let mut folded = None;
             while let Some(batch) = batches.recv().await {
                 let applied = match fold.take() {
-                    Some(mut held) => {
-                        if held.apply(&events_of(projection, &batch.events)).is_err() {
+                    Some(mut folding) => {
+                        if folding
+                            .apply(&events_of(projection, &batch.events))
+                            .is_err()
+                        {
                             // Its catch-up, batch by batch from zero, stops at the same event.
                             return;
                         }
-                        if held.held() < MAX_HELD {
-                            fold = Some(held);
+                        if folding.held() < MAX_HELD {
+                            fold = Some(folding);
                             folded = Some(batch.last);
                             continue;
                         }
-                        let live = (projection.name(), None);
-                        write_fold(&pool, projection, live, held, batch.last).await
+                        write_fold(&pool, projection, live, folding, batch.last).await
                     }
                     None => apply_shared(&pool, projection, &batch).await,
                 };
@@ -119,9 +123,8 @@ pub async fn in_place_together(
                     return;
                 }
             }
-            if let (Some(held), Some(last)) = (fold, folded) {
-                let live = (projection.name(), None);
-                if let Err(error) = write_fold(&pool, projection, live, held, last).await {
+            if let (Some(folding), Some(last)) = (fold, folded) {
+                if let Err(error) = write_fold(&pool, projection, live, folding, last).await {
                     tracing::debug!(projection = projection.name(), %error, "fold not written");
                 }
             }
@@ -223,15 +226,15 @@ async fn apply_shared(
     Ok(())
 }
 
-/// The most rows a read model's fold may hold in [`in_place_together`] (about a gigabyte):
-/// past it, the fold is written out and the read model goes on batch by batch.
+/// The most rows a read model's fold may hold (about a gigabyte): past it, the fold is written
+/// out and the read model goes on batch by batch.
 const MAX_HELD: usize = 1_000_000;
 
 /// Writes a read model's fold into its empty tables (in `schema`, when given) and moves its
-/// checkpoint `name` from zero to `last`, in one transaction. The tables' indexes other than their keys are
-/// dropped first and built again once the rows are in: building an index over a table is
-/// several times cheaper than keeping it up row by row. Readers of the tables wait for the
-/// commit. A checkpoint moved meanwhile (a runner of the read model working beside the
+/// checkpoint `name` from zero to `last`, in one transaction. The tables' indexes other than
+/// their keys are dropped first and built again once the rows are in: building an index over a
+/// table is several times cheaper than keeping it up row by row. Readers of the tables wait
+/// for the commit. A checkpoint moved meanwhile (a runner of the read model working beside the
 /// rebuild) leaves the tables to that runner.
 async fn write_fold(
     pool: &PgPool,
