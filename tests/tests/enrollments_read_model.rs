@@ -1229,6 +1229,9 @@ async fn a_fold_from_zero_meeting_a_poison_event_leaves_the_rebuild_stopped_befo
     )
     .await;
     append_raw(&pool, &history[60..]).await;
+    // The reader takes events only behind every open transaction of the cluster, where tests
+    // run in parallel.
+    e2e_tests::read_log(&pool, history.len() + 1).await;
     // The rows of the events before the poison one, applied one at a time.
     let mut step = 0;
     while projections::runner::run_batch(&pool, &Enrollments, "enrollments", None, 1)
