@@ -88,3 +88,12 @@ pub enum ApplyError {
 pub fn decode<E: DeserializeOwned>(event: &LoggedEvent) -> Result<E, ApplyError> {
     E::deserialize(&event.payload).map_err(|e| ApplyError::Malformed(e.to_string()))
 }
+
+/// Rows in the order of their keys, for a write of many rows: a B-tree takes sorted keys page
+/// after page, where hash order lands each key on a random page (a rebuild's fold writes whole
+/// tables at once).
+pub fn in_key_order<K: Ord, V>(rows: impl IntoIterator<Item = (K, V)>) -> Vec<(K, V)> {
+    let mut rows: Vec<(K, V)> = rows.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
+}

@@ -17,7 +17,7 @@
 //! one statement; a rebuild from the empty tables with one read of the log folds the whole log
 //! so, writing each table once.
 
-use crate::projection::{decode, ApplyError, Fold, Projection};
+use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::consent::{ConsentEvent, ConsentSubject};
@@ -217,11 +217,9 @@ impl Changes {
                 Vec::new(),
                 Vec::new(),
             );
-            // In key order: a B-tree takes sorted keys page after page (a rebuild's fold writes
-            // the whole table at once).
-            let mut records: Vec<_> = self.records.into_iter().collect();
-            records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for ((customer, learner, subject_type, key), (granted, source, at)) in records {
+            for ((customer, learner, subject_type, key), (granted, source, at)) in
+                in_key_order(self.records)
+            {
                 columns.0.push(customer);
                 columns.1.push(learner);
                 columns.2.push(subject_type);

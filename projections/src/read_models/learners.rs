@@ -22,7 +22,7 @@
 //! the empty table with one read of the log folds the whole log that way, reading nothing back
 //! ([`FromZero`]).
 
-use crate::projection::{ApplyError, Fold, Projection};
+use crate::projection::{in_key_order, ApplyError, Fold, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{CustomerId, LearnerId};
@@ -330,9 +330,7 @@ impl Memberships {
                 _ => {}
             }
         }
-        // In key order: a B-tree takes sorted keys page after page (a rebuild's fold writes the
-        // whole table at once).
-        changed.sort_unstable_by_key(|(key, _)| *key);
+        let changed = in_key_order(changed);
         if !gone.is_empty() {
             sqlx::query(
                 "DELETE FROM learners_memberships m

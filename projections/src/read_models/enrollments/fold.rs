@@ -2,6 +2,7 @@
 //! the module doc of [`super`]) as a fold of [`Input`]s over them, in log order.
 
 use super::input::{Enrolled, Input};
+use crate::projection::in_key_order;
 use chrono::{DateTime, Utc};
 use domain::ids::course_key_of_run;
 use std::collections::{HashMap, HashSet};
@@ -116,23 +117,15 @@ impl<K: Eq + Hash + Clone, V> Table<K, V> {
         self.rows.insert(key, value);
     }
 
-    /// The rows the fold wrote, as they end, in key order: a B-tree takes sorted keys
-    /// page after page, where keys in hash order land on a random page each (a rebuild's fold
-    /// writes a whole table at once).
+    /// The rows the fold wrote, as they end, in key order ([`in_key_order`]).
     pub(super) fn into_written(mut self) -> Vec<(K, V)>
     where
         K: Ord,
     {
-        let mut written: Vec<(K, V)> = self
-            .written
-            .into_iter()
-            .map(|key| {
-                let value = self.rows.remove(&key).expect("a written row is held");
-                (key, value)
-            })
-            .collect();
-        written.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        written
+        in_key_order(self.written.into_iter().map(|key| {
+            let value = self.rows.remove(&key).expect("a written row is held");
+            (key, value)
+        }))
     }
 }
 

@@ -1,16 +1,16 @@
-//! The learner inputs of one batch (memberships, consents, enrollments, completions), kept in
-//! memory and written in one statement per table.
+//! The learner inputs of one batch (memberships, consents, enrollments), kept in memory and
+//! written in one statement per table.
 //!
-//! Most events of the log are learners' (a membership, a consent, an enrollment, a completion
-//! each), and most learners belong to customers without a channel configuration: for them the
-//! outbox only records the inputs. Writing those one statement per event would make the outbox
-//! the slowest read model to rebuild, so a batch folds them (the last word per key wins, as it
-//! would event by event) and writes them at the end, or before a rule reads the tables.
+//! Most events of the log are learners' (a membership, a consent, an enrollment each), and most
+//! learners belong to customers without a channel configuration: for them the outbox only
+//! records the inputs. Writing those one statement per event would make the outbox the slowest
+//! read model to rebuild, so a batch folds them (the last word per key wins, as it would event
+//! by event) and writes them at the end, or before a rule reads the tables, in key order.
 //! The completion gate reads the written rows and takes what the batch folded since over them
 //! (the `*_of` getters), so a configured learner's completion does not write the batch out;
 //! the consent-policy regate reads the tables in SQL and flushes first.
 
-use chrono::{DateTime, Utc};
+use crate::projection::in_key_order;
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -19,14 +19,6 @@ use uuid::Uuid;
 type LearnerKey = (Uuid, Uuid);
 /// Customer, learner, course key or course run.
 type CourseKey = (Uuid, Uuid, String);
-
-/// A completion decision as the outbox keeps it.
-pub(super) struct CompletionRow {
-    pub grade: String,
-    pub percent: Option<f64>,
-    pub completed_at: DateTime<Utc>,
-    pub progress_status: String,
-}
 
 /// Learner inputs not written yet.
 #[derive(Default)]
@@ -37,8 +29,6 @@ pub(super) struct LearnerInputs {
     consents: HashMap<CourseKey, bool>,
     /// Mode and whether it is audit-only, per course run.
     enrollments: HashMap<CourseKey, (&'static str, bool)>,
-    /// The latest decision, per course run.
-    completions: HashMap<CourseKey, CompletionRow>,
 }
 
 impl LearnerInputs {
@@ -66,17 +56,6 @@ impl LearnerInputs {
     ) {
         self.enrollments
             .insert((customer, learner, run.to_string()), (mode, audit));
-    }
-
-    pub(super) fn completion(
-        &mut self,
-        customer: Uuid,
-        learner: Uuid,
-        run: &str,
-        row: CompletionRow,
-    ) {
-        self.completions
-            .insert((customer, learner, run.to_string()), row);
     }
 
     /// The membership the batch folded for a learner, if any: linked and active, or `None`
@@ -114,7 +93,9 @@ impl LearnerInputs {
         if !self.consents.is_empty() {
             let (mut customers, mut learners, mut keys, mut granted) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((customer, learner, key), value) in std::mem::take(&mut self.consents) {
+            for ((customer, learner, key), value) in
+                in_key_order(std::mem::take(&mut self.consents))
+            {
                 customers.push(customer);
                 learners.push(learner);
                 keys.push(key);
@@ -136,7 +117,9 @@ impl LearnerInputs {
         if !self.enrollments.is_empty() {
             let (mut customers, mut learners, mut runs, mut modes, mut audits) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((customer, learner, run), (mode, audit)) in std::mem::take(&mut self.enrollments) {
+            for ((customer, learner, run), (mode, audit)) in
+                in_key_order(std::mem::take(&mut self.enrollments))
+            {
                 customers.push(customer);
                 learners.push(learner);
                 runs.push(run);
@@ -157,45 +140,6 @@ impl LearnerInputs {
             .execute(&mut *conn)
             .await?;
         }
-        if !self.completions.is_empty() {
-            let mut columns = (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
-            for ((customer, learner, run), row) in std::mem::take(&mut self.completions) {
-                columns.0.push(customer);
-                columns.1.push(learner);
-                columns.2.push(run);
-                columns.3.push(row.grade);
-                columns.4.push(row.percent);
-                columns.5.push(row.completed_at);
-                columns.6.push(row.progress_status);
-            }
-            sqlx::query(
-                "INSERT INTO outbox_completions (customer_id, learner_id, course_run_id, grade,
-                        percent, completed_at, progress_status)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[],
-                                      $5::float8[], $6::timestamptz[], $7::text[])
-                 ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
-                    SET grade = EXCLUDED.grade, percent = EXCLUDED.percent,
-                        completed_at = EXCLUDED.completed_at,
-                        progress_status = EXCLUDED.progress_status",
-            )
-            .bind(columns.0)
-            .bind(columns.1)
-            .bind(columns.2)
-            .bind(columns.3)
-            .bind(columns.4)
-            .bind(columns.5)
-            .bind(columns.6)
-            .execute(&mut *conn)
-            .await?;
-        }
         Ok(())
     }
 
@@ -206,7 +150,7 @@ impl LearnerInputs {
         let (mut customers, mut learners, mut linked, mut active) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut gone_customers, mut gone_learners) = (Vec::new(), Vec::new());
-        for ((customer, learner), state) in std::mem::take(&mut self.memberships) {
+        for ((customer, learner), state) in in_key_order(std::mem::take(&mut self.memberships)) {
             match state {
                 Some((is_linked, is_active)) => {
                     customers.push(customer);

@@ -1,7 +1,7 @@
 //! Learner rules of the outbox: the membership, consent, enrollment and completion inputs, and
 //! the completion rows (see the parent module's doc).
 
-use super::inputs::{CompletionRow, LearnerInputs};
+use super::inputs::LearnerInputs;
 use super::known::{Gates, HeldRows, Known};
 use super::{item_id, ItemKind};
 use crate::projection::ApplyError;
@@ -382,8 +382,8 @@ impl Gate {
     }
 }
 
-/// Records a completion decision and queues it for the customer's live configurations that
-/// send learner data, by the learner's eligibility (see the parent module's doc).
+/// Queues a completion decision for the customer's live configurations that send learner
+/// data, by the learner's eligibility (see the parent module's doc).
 pub(super) async fn apply_completion(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
@@ -433,6 +433,9 @@ pub(super) async fn apply_completion(
             _ => return Ok(()),
         };
     let (customer, learner, run) = (customer_id.0, learner_id.0, course_run_id.0);
+    if !configured.contains(&customer) {
+        return Ok(());
+    }
     let text = |value| {
         serde_json::to_value(value)
             .ok()
@@ -440,16 +443,6 @@ pub(super) async fn apply_completion(
             .ok_or_else(|| ApplyError::Malformed("grade or status without a name".into()))
     };
     let (grade, status) = (text(json!(grade))?, text(json!(status))?);
-    let row = CompletionRow {
-        grade: grade.clone(),
-        percent,
-        completed_at,
-        progress_status: status.clone(),
-    };
-    inputs.completion(customer, learner, &run, row);
-    if !configured.contains(&customer) {
-        return Ok(());
-    }
     // SAP sends a completion once: a later grade change is not sent again.
     let channels = if regrade {
         COMPLETION_RESEND_CHANNELS

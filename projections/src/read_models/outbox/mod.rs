@@ -6,7 +6,8 @@
 //!   `outbox_customers`, `outbox_catalogs`, `outbox_content`, `outbox_catalog_content`
 //!   (catalog membership, evaluated with [`domain::catalog_filter`] as the catalog read model
 //!   does, for the catalogs of customers with a configuration only), `outbox_memberships`,
-//!   `outbox_consents`, `outbox_enrollments`, `outbox_completions`;
+//!   `outbox_consents`, `outbox_enrollments` (a completion is queued from its event: the
+//!   outbox keeps no copy of it);
 //! - decisions: `outbox_content_targets` (whether each configuration's remote should hold each
 //!   item, and the version of that decision) and `outbox_learner_targets`;
 //! - the queue `outbox_items`, and `outbox_remote_content`: what each remote system holds
@@ -98,7 +99,6 @@ const TABLES: &[&str] = &[
     "outbox_memberships",
     "outbox_consents",
     "outbox_enrollments",
-    "outbox_completions",
     "outbox_content_targets",
     "outbox_learner_targets",
     "outbox_items",
