@@ -68,8 +68,31 @@ pub trait Fold: Send {
     /// by batch.
     fn held(&self) -> usize;
 
-    /// Writes every row held into the read model's tables, which are empty.
+    /// Writes every row held into the read model's tables, which are empty and have no
+    /// indexes, not even their keys (the rebuild builds them again after): plain inserts
+    /// ([`WriteMode::Insert`]), one row per key.
     async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error>;
+}
+
+/// How a write of many rows meets the rows already in a read model's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Tables that may hold rows of the same keys: each insert updates the row of its key.
+    Upsert,
+    /// Empty tables without their keys, during a rebuild's fold ([`Fold::write`]): an
+    /// `ON CONFLICT` finds no key to check against, and a plain insert is several times
+    /// cheaper than an upsert into a keyed table.
+    Insert,
+}
+
+impl WriteMode {
+    /// An insert's `ON CONFLICT` clause for an upsert; nothing for a plain insert.
+    pub fn on_conflict(self, clause: &str) -> &str {
+        match self {
+            WriteMode::Upsert => clause,
+            WriteMode::Insert => "",
+        }
+    }
 }
 
 /// Why a projection could not apply an event. Either stops the projection: skipping an event

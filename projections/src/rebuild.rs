@@ -231,10 +231,12 @@ async fn apply_shared(
 const MAX_HELD: usize = 1_000_000;
 
 /// Writes a read model's fold into its empty tables (in `schema`, when given) and moves its
-/// checkpoint `name` from zero to `last`, in one transaction. The tables' indexes other than
-/// their keys are dropped first and built again once the rows are in: building an index over a
-/// table is several times cheaper than keeping it up row by row. Readers of the tables wait
-/// for the commit. A checkpoint moved meanwhile (a runner of the read model working beside the
+/// checkpoint `name` from zero to `last`, in one transaction. Every index of the tables is
+/// dropped first, keys included, and built again once the rows are in: building an index over a
+/// table is several times cheaper than keeping it up row by row, and a plain insert into a table
+/// without a key is several times cheaper than an upsert (the fold holds one row per key; a
+/// duplicate fails the key's build, and the write with it). Readers of the tables wait for the
+/// commit. A checkpoint moved meanwhile (a runner of the read model working beside the
 /// rebuild) leaves the tables to that runner.
 async fn write_fold(
     pool: &PgPool,
@@ -251,23 +253,28 @@ async fn write_fold(
     if at != LogPosition::default() {
         return Err(RunnerError::CheckpointMoved(name.to_string()));
     }
+    // Per index: how to drop it and how to build it again; a key or unique constraint is
+    // dropped and added back as a constraint.
     let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+        "SELECT CASE WHEN c.oid IS NULL THEN format('DROP INDEX %s', i.indexrelid::regclass)
+                     ELSE format('ALTER TABLE %s DROP CONSTRAINT %I', i.indrelid::regclass,
+                                 c.conname) END,
+                CASE WHEN c.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
+                     ELSE format('ALTER TABLE %s ADD CONSTRAINT %I %s', i.indrelid::regclass,
+                                 c.conname, pg_get_constraintdef(c.oid)) END
            FROM pg_index i
-          WHERE i.indrelid = ANY ($1::text[]::regclass[])
-            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+           LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+          WHERE i.indrelid = ANY ($1::text[]::regclass[])",
     )
     .bind(projection.tables())
     .fetch_all(&mut *tx)
     .await?;
-    for (index, _) in &indexes {
-        sqlx::query(&format!("DROP INDEX {index}"))
-            .execute(&mut *tx)
-            .await?;
+    for (drop, _) in &indexes {
+        sqlx::query(drop).execute(&mut *tx).await?;
     }
     fold.write(&mut tx).await?;
-    for (_, definition) in &indexes {
-        sqlx::query(definition).execute(&mut *tx).await?;
+    for (_, build) in &indexes {
+        sqlx::query(build).execute(&mut *tx).await?;
     }
     if !checkpoint::advance(&mut tx, name, at, last).await? {
         return Err(RunnerError::CheckpointMoved(name.to_string()));

@@ -17,7 +17,7 @@
 //! one statement; a rebuild from the empty tables with one read of the log folds the whole log
 //! so, writing each table once.
 
-use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection};
+use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::consent::{ConsentEvent, ConsentSubject};
@@ -71,7 +71,7 @@ impl Projection for ConsentProjection {
             changes.add(event).map_err(|error| (index, error))?;
         }
         changes
-            .write_tables(conn)
+            .write_tables(conn, WriteMode::Upsert)
             .await
             .map_err(|error| (0, error.into()))
     }
@@ -96,7 +96,7 @@ impl Fold for Changes {
     }
 
     async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        (*self).write_tables(conn).await
+        (*self).write_tables(conn, WriteMode::Insert).await
     }
 }
 
@@ -206,7 +206,11 @@ impl Changes {
         }
     }
 
-    async fn write_tables(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    async fn write_tables(
+        self,
+        conn: &mut PgConnection,
+        mode: WriteMode,
+    ) -> Result<(), sqlx::Error> {
         if !self.records.is_empty() {
             let mut columns = (
                 Vec::new(),
@@ -228,15 +232,18 @@ impl Changes {
                 columns.5.push(source);
                 columns.6.push(at);
             }
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO consent_records
                         (customer_id, learner_id, subject_type, subject_key, granted, source, updated_at)
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[],
                                       $6::text[], $7::timestamptz[])
-                 ON CONFLICT (customer_id, learner_id, subject_type, subject_key) DO UPDATE
-                    SET granted = EXCLUDED.granted, source = EXCLUDED.source,
-                        updated_at = EXCLUDED.updated_at",
-            )
+                 {}",
+                mode.on_conflict(
+                    "ON CONFLICT (customer_id, learner_id, subject_type, subject_key) DO UPDATE
+                        SET granted = EXCLUDED.granted, source = EXCLUDED.source,
+                            updated_at = EXCLUDED.updated_at"
+                )
+            ))
             .bind(columns.0)
             .bind(columns.1)
             .bind(columns.2)
@@ -250,14 +257,17 @@ impl Changes {
         if !self.customers.is_empty() {
             let (ids, (enabled, enforce)): (Vec<Uuid>, (Vec<bool>, Vec<&str>)) =
                 self.customers.into_iter().unzip();
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO consent_customers
                         (customer_id, enable_data_sharing_consent, enforce_data_sharing_consent)
                  SELECT * FROM UNNEST($1::uuid[], $2::bool[], $3::text[])
-                 ON CONFLICT (customer_id) DO UPDATE
-                    SET enable_data_sharing_consent = EXCLUDED.enable_data_sharing_consent,
-                        enforce_data_sharing_consent = EXCLUDED.enforce_data_sharing_consent",
-            )
+                 {}",
+                mode.on_conflict(
+                    "ON CONFLICT (customer_id) DO UPDATE
+                        SET enable_data_sharing_consent = EXCLUDED.enable_data_sharing_consent,
+                            enforce_data_sharing_consent = EXCLUDED.enforce_data_sharing_consent"
+                )
+            ))
             .bind(ids)
             .bind(enabled)
             .bind(enforce)
@@ -273,11 +283,12 @@ impl Changes {
                 columns.1.push(learner);
                 columns.2.push(course_key);
             }
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO consent_enrollments (customer_id, learner_id, course_key)
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[])
-                 ON CONFLICT DO NOTHING",
-            )
+                 {}",
+                mode.on_conflict("ON CONFLICT DO NOTHING")
+            ))
             .bind(columns.0)
             .bind(columns.1)
             .bind(columns.2)
@@ -290,11 +301,14 @@ impl Changes {
                 .into_iter()
                 .map(|(uuid, keys)| (uuid, serde_json::json!(keys)))
                 .unzip();
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO consent_programs (program_uuid, course_keys)
                  SELECT * FROM UNNEST($1::text[], $2::jsonb[])
-                 ON CONFLICT (program_uuid) DO UPDATE SET course_keys = EXCLUDED.course_keys",
-            )
+                 {}",
+                mode.on_conflict(
+                    "ON CONFLICT (program_uuid) DO UPDATE SET course_keys = EXCLUDED.course_keys"
+                )
+            ))
             .bind(uuids)
             .bind(keys)
             .execute(&mut *conn)

@@ -22,7 +22,7 @@
 //! the empty table with one read of the log folds the whole log that way, reading nothing back
 //! ([`FromZero`]).
 
-use crate::projection::{in_key_order, ApplyError, Fold, Projection};
+use crate::projection::{in_key_order, ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{CustomerId, LearnerId};
@@ -172,7 +172,10 @@ impl Projection for Learners {
         for (event, at) in decoded {
             memberships.apply(event, at);
         }
-        memberships.write(conn).await.map_err(|e| (0, e.into()))
+        memberships
+            .write(conn, WriteMode::Upsert)
+            .await
+            .map_err(|e| (0, e.into()))
     }
 
     fn fold_from_zero(&self) -> Option<Box<dyn Fold>> {
@@ -215,7 +218,7 @@ impl Fold for FromZero {
     }
 
     async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        self.0.write(conn).await
+        self.0.write(conn, WriteMode::Insert).await
     }
 }
 
@@ -320,8 +323,9 @@ impl Memberships {
         });
     }
 
-    /// Writes the rows that changed (one upsert) and deletes the rows that went (one delete).
-    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// Writes the rows that changed (one insert, as `mode` says) and deletes the rows that went
+    /// (one delete).
+    async fn write(self, conn: &mut PgConnection, mode: WriteMode) -> Result<(), sqlx::Error> {
         let (mut changed, mut gone) = (Vec::new(), Vec::new());
         for (key, (before, after)) in self.rows {
             match after {
@@ -343,17 +347,20 @@ impl Memberships {
             .await?;
         }
         if !changed.is_empty() {
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO learners_memberships
                         (customer_id, learner_id, state, active, is_relinkable, created_at,
                          updated_at)
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::bool[],
                                       $6::timestamptz[], $7::timestamptz[])
-                 ON CONFLICT (customer_id, learner_id) DO UPDATE
-                    SET state = EXCLUDED.state, active = EXCLUDED.active,
-                        is_relinkable = EXCLUDED.is_relinkable, created_at = EXCLUDED.created_at,
-                        updated_at = EXCLUDED.updated_at",
-            )
+                 {}",
+                mode.on_conflict(
+                    "ON CONFLICT (customer_id, learner_id) DO UPDATE
+                        SET state = EXCLUDED.state, active = EXCLUDED.active,
+                            is_relinkable = EXCLUDED.is_relinkable,
+                            created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at"
+                )
+            ))
             .bind(changed.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
             .bind(changed.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
             .bind(

@@ -63,7 +63,7 @@ pub use query::{
     REPORT_COLUMNS,
 };
 
-use crate::projection::{ApplyError, Fold, Projection};
+use crate::projection::{ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use sqlx::PgConnection;
 use store::log::LoggedEvent;
@@ -130,7 +130,10 @@ impl Projection for Enrollments {
         for input in inputs {
             batch.apply(input);
         }
-        batch.write(conn).await.map_err(|error| (0, error.into()))
+        batch
+            .write(conn, WriteMode::Upsert)
+            .await
+            .map_err(|error| (0, error.into()))
     }
 
     fn fold_from_zero(&self) -> Option<Box<dyn Fold>> {
@@ -158,6 +161,6 @@ impl Fold for FromZero {
     }
 
     async fn write(self: Box<Self>, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        self.0.write(conn).await
+        self.0.write(conn, WriteMode::Insert).await
     }
 }

@@ -10,6 +10,7 @@
 
 use super::fold::{Batch, Completion, Coupon, Redemption, Report, Run, StoredRow, Table};
 use super::input::Needs;
+use crate::projection::WriteMode;
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -196,14 +197,18 @@ async fn load_report(
 impl Batch {
     /// Writes what the fold changed: the inputs, the rows of the customers and runs changed,
     /// then the report rows held (last, so their values win over the set-based updates).
-    pub(super) async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        write_customers(conn, self.customers).await?;
-        write_runs(conn, self.runs, self.run_keys).await?;
-        write_consents(conn, self.consents).await?;
-        write_coupons(conn, self.coupons).await?;
-        write_redemptions(conn, self.redemptions).await?;
-        write_completions(conn, self.completions).await?;
-        write_report(conn, self.report).await
+    pub(super) async fn write(
+        self,
+        conn: &mut PgConnection,
+        mode: WriteMode,
+    ) -> Result<(), sqlx::Error> {
+        write_customers(conn, self.customers, mode).await?;
+        write_runs(conn, self.runs, self.run_keys, mode).await?;
+        write_consents(conn, self.consents, mode).await?;
+        write_coupons(conn, self.coupons, mode).await?;
+        write_redemptions(conn, self.redemptions, mode).await?;
+        write_completions(conn, self.completions, mode).await?;
+        write_report(conn, self.report, mode).await
     }
 }
 
@@ -215,21 +220,23 @@ fn column<'a, R, T>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Vec<T> {
 async fn write_customers(
     conn: &mut PgConnection,
     customers: Table<Uuid, String>,
+    mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<(Uuid, String)> = customers.into_written();
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "WITH input AS (
              INSERT INTO enrollments_customers (customer_id, name)
              SELECT * FROM UNNEST($1::uuid[], $2::text[])
-             ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name)
+             {})
          UPDATE enrollments_report r SET enterprise_name = u.name
            FROM UNNEST($1::uuid[], $2::text[]) AS u (customer_id, name)
           WHERE r.customer_id = ANY($1) AND r.customer_id = u.customer_id
             AND r.enterprise_name IS DISTINCT FROM u.name",
-    )
+        mode.on_conflict("ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name")
+    ))
     .bind(column(&rows, |r| r.0))
     .bind(column(&rows, |r| r.1.as_str()))
     .execute(conn)
@@ -241,21 +248,19 @@ async fn write_runs(
     conn: &mut PgConnection,
     runs: Table<String, Run>,
     report_keys: HashMap<String, Option<String>>,
+    mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<(String, Run)> = runs.into_written();
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "WITH input AS (
              INSERT INTO enrollments_course_runs
                     (course_run_id, course_key, title, pacing_type, start_date, end_date)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
                                   $5::timestamptz[], $6::timestamptz[])
-             ON CONFLICT (course_run_id) DO UPDATE
-                SET course_key = EXCLUDED.course_key, title = EXCLUDED.title,
-                    pacing_type = EXCLUDED.pacing_type, start_date = EXCLUDED.start_date,
-                    end_date = EXCLUDED.end_date)
+             {})
          UPDATE enrollments_report r
             SET course_key = coalesce(u.report_key, r.course_key), course_title = u.title,
                 course_pacing_type = u.pacing_type, course_start_date = u.start_date,
@@ -264,7 +269,13 @@ async fn write_runs(
                        $6::timestamptz[])
                 AS u (course_run_id, report_key, title, pacing_type, start_date, end_date)
           WHERE r.course_run_id = ANY($1) AND r.course_run_id = u.course_run_id",
-    )
+        mode.on_conflict(
+            "ON CONFLICT (course_run_id) DO UPDATE
+                 SET course_key = EXCLUDED.course_key, title = EXCLUDED.title,
+                     pacing_type = EXCLUDED.pacing_type, start_date = EXCLUDED.start_date,
+                     end_date = EXCLUDED.end_date"
+        )
+    ))
     .bind(column(&rows, |r| r.0.as_str()))
     .bind(column(&rows, |r| r.1.course_key.as_deref()))
     .bind(column(&rows, |r| r.1.title.as_str()))
@@ -282,17 +293,21 @@ async fn write_runs(
 async fn write_consents(
     conn: &mut PgConnection,
     consents: Table<(Uuid, Uuid, String), bool>,
+    mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows = consents.into_written();
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO enrollments_consents (customer_id, learner_id, course_key, granted)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[])
-         ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
-            SET granted = EXCLUDED.granted",
-    )
+         {}",
+        mode.on_conflict(
+            "ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
+                 SET granted = EXCLUDED.granted"
+        )
+    ))
     .bind(column(&rows, |r| r.0 .0))
     .bind(column(&rows, |r| r.0 .1))
     .bind(column(&rows, |r| r.0 .2.as_str()))
@@ -305,17 +320,21 @@ async fn write_consents(
 async fn write_coupons(
     conn: &mut PgConnection,
     coupons: Table<Uuid, Coupon>,
+    mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows = coupons.into_written();
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO enrollments_coupons (coupon_id, name, offer_type)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])
-         ON CONFLICT (coupon_id) DO UPDATE
-            SET name = EXCLUDED.name, offer_type = EXCLUDED.offer_type",
-    )
+         {}",
+        mode.on_conflict(
+            "ON CONFLICT (coupon_id) DO UPDATE
+                 SET name = EXCLUDED.name, offer_type = EXCLUDED.offer_type"
+        )
+    ))
     .bind(column(&rows, |r| r.0))
     .bind(column(&rows, |r| r.1.name.as_str()))
     .bind(column(&rows, |r| r.1.offer_type.as_str()))
@@ -327,18 +346,22 @@ async fn write_coupons(
 async fn write_redemptions(
     conn: &mut PgConnection,
     redemptions: Table<Uuid, Redemption>,
+    mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows = redemptions.into_written();
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO enrollments_redemptions (redemption_id, coupon_id, code, reversed)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[])
-         ON CONFLICT (redemption_id) DO UPDATE
-            SET coupon_id = EXCLUDED.coupon_id, code = EXCLUDED.code,
-                reversed = EXCLUDED.reversed",
-    )
+         {}",
+        mode.on_conflict(
+            "ON CONFLICT (redemption_id) DO UPDATE
+                 SET coupon_id = EXCLUDED.coupon_id, code = EXCLUDED.code,
+                     reversed = EXCLUDED.reversed"
+        )
+    ))
     .bind(column(&rows, |r| r.0))
     .bind(column(&rows, |r| r.1.coupon_id))
     .bind(column(&rows, |r| r.1.code.as_str()))
@@ -351,22 +374,26 @@ async fn write_redemptions(
 async fn write_completions(
     conn: &mut PgConnection,
     completions: Table<(Uuid, Uuid, String), Completion>,
+    mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows = completions.into_written();
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO enrollments_completions
                 (customer_id, learner_id, course_run_id, has_passed, progress_status,
                  passed_date, current_grade, letter_grade)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::text[],
                               $6::timestamptz[], $7::float8[], $8::text[])
-         ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
-            SET has_passed = EXCLUDED.has_passed, progress_status = EXCLUDED.progress_status,
-                passed_date = EXCLUDED.passed_date, current_grade = EXCLUDED.current_grade,
-                letter_grade = EXCLUDED.letter_grade",
-    )
+         {}",
+        mode.on_conflict(
+            "ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
+                 SET has_passed = EXCLUDED.has_passed, progress_status = EXCLUDED.progress_status,
+                     passed_date = EXCLUDED.passed_date, current_grade = EXCLUDED.current_grade,
+                     letter_grade = EXCLUDED.letter_grade"
+        )
+    ))
     .bind(column(&rows, |r| r.0 .0))
     .bind(column(&rows, |r| r.0 .1))
     .bind(column(&rows, |r| r.0 .2.as_str()))
@@ -383,7 +410,11 @@ async fn write_completions(
 /// The report rows the fold created (one insert) and those it changed (one upsert). A created
 /// row needs no `ON CONFLICT`: the fold checked that neither its id nor its customer x learner x
 /// run is taken.
-async fn write_report(conn: &mut PgConnection, report: Report) -> Result<(), sqlx::Error> {
+async fn write_report(
+    conn: &mut PgConnection,
+    report: Report,
+    mode: WriteMode,
+) -> Result<(), sqlx::Error> {
     let (created, changed) = report.into_written();
     insert_report(conn, &created, "").await?;
     // The columns an enrollment's events never change (ids, run, consent key, redemption,
@@ -403,7 +434,7 @@ async fn write_report(conn: &mut PgConnection, report: Report) -> Result<(), sql
                 passed_date = EXCLUDED.passed_date, current_grade = EXCLUDED.current_grade,
                 letter_grade = EXCLUDED.letter_grade,
                 enterprise_name = EXCLUDED.enterprise_name";
-    insert_report(conn, &changed, update).await
+    insert_report(conn, &changed, mode.on_conflict(update)).await
 }
 
 /// Inserts `rows` into the report, with `conflict` as the `ON CONFLICT` clause (or none).
