@@ -1,6 +1,7 @@
 //! The catalog read model: content and catalogs through the store, then the projection, then its
 //! queries. Filter semantics, membership following filter and content changes, retirement,
-//! removal, pagination, `contains_content_items`, and rebuild equal to incremental catch-up.
+//! removal, pagination, `contains_content_items`, rebuild equal to incremental catch-up, and one
+//! batch equal to one event at a time.
 
 use domain::content::{discovery, ContentCommand, ContentItem, ContentMetadata, ContentType};
 use domain::course_mode::CourseMode;
@@ -722,5 +723,77 @@ async fn rebuilding_into_fresh_tables_gives_the_incremental_tables(pool: PgPool)
     projections::rebuild::in_place(&f.pool, &CatalogProjection, RunnerOptions::default())
         .await
         .expect("rebuilding in place");
+    assert_eq!(dump(&f.pool).await, incremental);
+}
+
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn one_batch_gives_the_membership_of_one_event_at_a_time(pool: PgPool) {
+    // Within one batch: first publications (whose membership a batch writes at its end), an
+    // update of one of them, a catalog added and one changed after them, a retirement and a
+    // publication again, a removed catalog.
+    let f = Fixture::new(pool);
+    let customer = f.customer().await;
+    let all = f.add_catalog(customer, json!({})).await;
+    let cheap = f
+        .add_catalog(
+            customer,
+            json!({"first_enrollable_paid_seat_price__lte": "100"}),
+        )
+        .await;
+    publish_course_run_and_program(&f).await;
+    f.publish(priced_run("course-v1:edX+DemoX+Cheap", 10.0))
+        .await;
+    f.publish(priced_run("course-v1:edX+DemoX+Dear", 500.0))
+        .await;
+    f.publish(priced_run("course-v1:edX+DemoX+Cheap", 200.0))
+        .await;
+    let programs = f
+        .add_catalog(customer, json!({"content_type": "program"}))
+        .await;
+    f.publish(priced_run("course-v1:edX+DemoX+Later", 50.0))
+        .await;
+    f.set_filter(customer, all, json!({"key": [COURSE]})).await;
+    f.set_filter(
+        customer,
+        cheap,
+        json!({"first_enrollable_paid_seat_price__gte": 100}),
+    )
+    .await;
+    f.publish(priced_run("course-v1:edX+DemoX+Last", 20.0))
+        .await;
+    f.retire(ContentType::CourseRun, "course-v1:edX+DemoX+Dear")
+        .await;
+    f.publish(priced_run("course-v1:edX+DemoX+Dear", 90.0))
+        .await;
+    f.customer_command(
+        customer,
+        CustomerCommand::RemoveCatalog {
+            catalog_id: CatalogId(programs),
+        },
+    )
+    .await;
+    f.publish(priced_run("course-v1:edX+DemoX+Final", 5.0))
+        .await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    e2e_tests::read_log(&f.pool, count as usize).await;
+    let one_at_a_time = RunnerOptions {
+        batch_size: 1,
+        ..RunnerOptions::default()
+    };
+    catch_up(&f.pool, &CatalogProjection, one_at_a_time)
+        .await
+        .expect("catching up one event at a time");
+    let incremental = dump(&f.pool).await;
+    assert!(
+        f.content(cheap).await.len() >= 2,
+        "the catalog of dear runs holds them"
+    );
+
+    projections::rebuild::in_place(&f.pool, &CatalogProjection, RunnerOptions::default())
+        .await
+        .expect("rebuilding in one batch");
     assert_eq!(dump(&f.pool).await, incremental);
 }

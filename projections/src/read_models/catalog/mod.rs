@@ -27,6 +27,11 @@
 //!   are not membership rows, so a run published later belongs at once to its course's catalogs.
 //!
 //! Other customer events and other aggregates are ignored. The queries read only these tables.
+//!
+//! A batch reads the catalogs' filters once (again after a catalog event), and the membership of
+//! items published for the first time, which no row names yet, is written in one statement
+//! ([`Joins`]) at the end of the batch, or before any other event reads or deletes membership:
+//! in a rebuild nearly every content event is a first publication.
 
 use crate::projection::{decode, ApplyError, Projection};
 use async_trait::async_trait;
@@ -67,90 +72,188 @@ impl Projection for CatalogProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &LoggedEvent) -> Result<(), ApplyError> {
+        self.apply_batch(conn, &[event])
+            .await
+            .map_err(|(_, error)| error)
+    }
+
+    /// Applies the events in order, with the filters read once and the first publications'
+    /// membership written together (see the module doc).
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&LoggedEvent],
+    ) -> Result<(), (usize, ApplyError)> {
+        let mut batch = Batch::default();
+        for (index, event) in events.iter().enumerate() {
+            batch
+                .apply(conn, event)
+                .await
+                .map_err(|error| (index, error))?;
+        }
+        batch.joins.flush(conn).await.map_err(|e| (0, e.into()))
+    }
+}
+
+/// What a batch carries from one event to the next.
+#[derive(Default)]
+struct Batch {
+    /// Every catalog's parsed filter, once read; forgotten on a catalog event.
+    filters: Option<Vec<(Uuid, ContentFilter)>>,
+    /// Membership rows of first publications, not written yet.
+    joins: Joins,
+}
+
+impl Batch {
+    async fn apply(
+        &mut self,
+        conn: &mut PgConnection,
+        event: &LoggedEvent,
+    ) -> Result<(), ApplyError> {
         match event.aggregate_type.as_str() {
-            "content_item" => apply_content(conn, decode(event)?).await,
+            "content_item" => self.apply_content(conn, decode(event)?).await,
             "customer" if CATALOG_EVENTS.contains(&event.event_type.as_str()) => {
+                self.joins.flush(conn).await?;
+                self.filters = None;
                 apply_catalog(conn, decode(event)?, event.recorded_at).await
             }
             _ => Ok(()),
         }
     }
+
+    async fn apply_content(
+        &mut self,
+        conn: &mut PgConnection,
+        event: ContentEvent,
+    ) -> Result<(), ApplyError> {
+        match event {
+            ContentEvent::ContentPublished { metadata }
+            | ContentEvent::ContentUpdated { metadata } => {
+                let first = store_content(conn, &metadata).await?;
+                if self.filters.is_none() {
+                    self.filters = Some(catalog_filters(conn).await?);
+                }
+                let view = metadata.filter_view();
+                let (mut admitting, mut others) = (Vec::new(), Vec::new());
+                for (id, filter) in self.filters.iter().flatten() {
+                    if filter.matches(&view) {
+                        admitting.push(*id);
+                    } else {
+                        others.push(*id);
+                    }
+                }
+                let item = (metadata.content_type.as_str(), metadata.key.as_str());
+                if first {
+                    // No membership row names the item yet.
+                    self.joins.add(&admitting, item);
+                    return Ok(());
+                }
+                self.joins.flush(conn).await?;
+                // Leave the catalogs that no longer admit the item, join those that now do
+                // (the rows are found by catalog: membership has no index by item).
+                sqlx::query(
+                    "WITH left_catalogs AS (
+                         DELETE FROM catalog_membership
+                          WHERE catalog_id = ANY ($4) AND content_type = $1 AND content_key = $2)
+                     INSERT INTO catalog_membership (catalog_id, content_type, content_key)
+                     SELECT unnest($3::uuid[]), $1, $2
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(item.0)
+                .bind(item.1)
+                .bind(admitting)
+                .bind(others)
+                .execute(&mut *conn)
+                .await?;
+            }
+            ContentEvent::ContentRetired { content_type, key } => {
+                self.joins.flush(conn).await?;
+                sqlx::query(
+                    "WITH left_catalogs AS (
+                         DELETE FROM catalog_membership
+                          WHERE catalog_id IN (SELECT catalog_id FROM catalog_catalogs)
+                            AND content_type = $1 AND content_key = $2)
+                     UPDATE catalog_content SET published = false
+                      WHERE content_type = $1 AND content_key = $2",
+                )
+                .bind(content_type.as_str())
+                .bind(&key)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
 }
 
-async fn apply_content(conn: &mut PgConnection, event: ContentEvent) -> Result<(), ApplyError> {
-    match event {
-        ContentEvent::ContentPublished { metadata } | ContentEvent::ContentUpdated { metadata } => {
-            store_content(conn, &metadata).await?;
-            let view = metadata.filter_view();
-            let (admitting, others): (Vec<_>, Vec<_>) = catalog_filters(conn)
-                .await?
-                .into_iter()
-                .partition(|(_, filter)| filter.matches(&view));
-            let ids = |catalogs: Vec<(Uuid, ContentFilter)>| -> Vec<Uuid> {
-                catalogs.into_iter().map(|(id, _)| id).collect()
-            };
-            // Leave the catalogs that no longer admit the item, join those that now do (the
-            // rows are found by catalog: membership has no index by item).
-            sqlx::query(
-                "WITH left_catalogs AS (
-                     DELETE FROM catalog_membership
-                      WHERE catalog_id = ANY ($4) AND content_type = $1 AND content_key = $2)
-                 INSERT INTO catalog_membership (catalog_id, content_type, content_key)
-                 SELECT unnest($3::uuid[]), $1, $2
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(metadata.content_type.as_str())
-            .bind(&metadata.key)
-            .bind(ids(admitting))
-            .bind(ids(others))
-            .execute(&mut *conn)
-            .await?;
-        }
-        ContentEvent::ContentRetired { content_type, key } => {
-            sqlx::query(
-                "WITH left_catalogs AS (
-                     DELETE FROM catalog_membership
-                      WHERE catalog_id IN (SELECT catalog_id FROM catalog_catalogs)
-                        AND content_type = $1 AND content_key = $2)
-                 UPDATE catalog_content SET published = false
-                  WHERE content_type = $1 AND content_key = $2",
-            )
-            .bind(content_type.as_str())
-            .bind(&key)
-            .execute(&mut *conn)
-            .await?;
+/// Membership rows of items published for the first time, written in one statement.
+#[derive(Default)]
+struct Joins(Vec<(Uuid, String, String)>);
+
+impl Joins {
+    fn add(&mut self, catalogs: &[Uuid], (content_type, key): (&str, &str)) {
+        for catalog in catalogs {
+            self.0
+                .push((*catalog, content_type.to_string(), key.to_string()));
         }
     }
-    Ok(())
+
+    /// Writes the rows held, in key order, with a plain insert: their items had no row when
+    /// they were added.
+    async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut rows = std::mem::take(&mut self.0);
+        rows.sort_unstable();
+        let (mut catalogs, mut types, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+        for (catalog, content_type, key) in rows {
+            catalogs.push(catalog);
+            types.push(content_type);
+            keys.push(key);
+        }
+        sqlx::query(
+            "INSERT INTO catalog_membership (catalog_id, content_type, content_key)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])",
+        )
+        .bind(catalogs)
+        .bind(types)
+        .bind(keys)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
-/// Upserts a published item with its metadata and filter view.
+/// Upserts a published item with its metadata and filter view; true when the item is new.
 async fn store_content(
     conn: &mut PgConnection,
     metadata: &ContentMetadata,
-) -> Result<(), ApplyError> {
+) -> Result<bool, ApplyError> {
     let course_key = match metadata.content_type {
         ContentType::Course => Some(metadata.key.clone()),
         ContentType::CourseRun => metadata.run_course_key(),
         ContentType::Program => None,
     };
     let json = serde_json::to_value(metadata).map_err(|e| ApplyError::Malformed(e.to_string()))?;
-    sqlx::query(
+    // A row just inserted has no deleting transaction (`xmax` 0); an updated one has ours.
+    let first: bool = sqlx::query_scalar(
         "INSERT INTO catalog_content
                 (content_type, content_key, course_key, metadata, filter_view, published)
          VALUES ($1, $2, $3, $4, $5, true)
          ON CONFLICT (content_type, content_key) DO UPDATE
             SET course_key = EXCLUDED.course_key, metadata = EXCLUDED.metadata,
-                filter_view = EXCLUDED.filter_view, published = true",
+                filter_view = EXCLUDED.filter_view, published = true
+         RETURNING xmax = 0",
     )
     .bind(metadata.content_type.as_str())
     .bind(&metadata.key)
     .bind(course_key)
     .bind(json)
     .bind(metadata.filter_view())
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(first)
 }
 
 /// Every catalog's parsed filter.
