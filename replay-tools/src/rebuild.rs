@@ -6,9 +6,9 @@
 //! watches how far it has come and draws a bar on standard error: events applied, events/s and
 //! time left. Into fresh tables it follows the checkpoint the rebuild advances (which stands
 //! still while a read model folds the log in memory, and jumps when the fold is written); in
-//! place, the one read of the log (read models that fold it write their tables only at its end). Progress is counted in global positions, which the log
-//! allocates one per event, so it is the event count up to the few positions that rolled-back
-//! transactions leave unused.
+//! place, the one read of the log (read models that fold it write their tables only at its
+//! end). Progress is counted in global positions, which the log allocates one per event, so it
+//! is the event count up to the few positions that rolled-back transactions leave unused.
 
 use crate::cli::RebuildArgs;
 use crate::error::ToolError;

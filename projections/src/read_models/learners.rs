@@ -22,12 +22,11 @@
 //! the empty table with one read of the log folds the whole log that way, reading nothing back
 //! ([`FromZero`]).
 
-use crate::projection::{in_key_order, ApplyError, Fold, Projection, WriteMode};
+use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{CustomerId, LearnerId};
 use domain::membership::MembershipEvent;
-use serde::Deserialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::{HashMap, HashSet};
@@ -186,14 +185,12 @@ impl Projection for Learners {
 /// A membership event and when it was recorded.
 type Recorded = (MembershipEvent, DateTime<Utc>);
 
-/// The membership events of `events`, decoded where they lie (as `projection::decode` does,
-/// with the same errors, without copying the payload first).
+/// The membership events of `events`, decoded.
 fn decode_all(events: &[&LoggedEvent]) -> Result<Vec<Recorded>, (usize, ApplyError)> {
     let mut decoded = Vec::new();
     for (index, event) in events.iter().enumerate() {
         if event.aggregate_type == MEMBERSHIP {
-            let membership = MembershipEvent::deserialize(&event.payload)
-                .map_err(|e| (index, ApplyError::Malformed(e.to_string())))?;
+            let membership: MembershipEvent = decode(event).map_err(|e| (index, e))?;
             decoded.push((membership, event.recorded_at));
         }
     }

@@ -195,8 +195,9 @@ async fn load_report(
 }
 
 impl Batch {
-    /// Writes what the fold changed: the inputs, the rows of the customers and runs changed,
-    /// then the report rows held (last, so their values win over the set-based updates).
+    /// Writes what the fold changed (upserts, or plain inserts into a fold's empty tables:
+    /// `mode`): the inputs, the rows of the customers and runs changed, then the report rows
+    /// held (last, so their values win over the set-based updates).
     pub(super) async fn write(
         self,
         conn: &mut PgConnection,
