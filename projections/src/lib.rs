@@ -1,6 +1,7 @@
 //! Read models that tail the global log, and the runner that keeps them up to date.
 //!
 //! - [`projection`]: the `Projection` trait a read model implements, and event decoding.
+//! - [`copy`]: binary `COPY` of many rows, for the folds' writes.
 //! - [`checkpoint`]: where each projection stands, advanced by compare-and-set in the same
 //!   transaction as the projection's writes.
 //! - [`runner`]: wait, read a batch, apply it and advance the checkpoint in one transaction,
@@ -13,6 +14,7 @@
 
 pub mod bench_log;
 pub mod checkpoint;
+pub mod copy;
 pub mod projection;
 pub mod read_models;
 pub mod rebuild;

@@ -17,6 +17,7 @@
 //! one statement; a rebuild from the empty tables with one read of the log folds the whole log
 //! so, writing each table once.
 
+use crate::copy::CopyRows;
 use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,6 +34,13 @@ use uuid::Uuid;
 
 /// The consent read model.
 pub struct ConsentProjection;
+
+/// The records table and the columns every write of it fills.
+const RECORDS: &str = "consent_records
+    (customer_id, learner_id, subject_type, subject_key, granted, source, updated_at)";
+
+/// The enterprise enrollments table and its columns.
+const ENROLLMENTS: &str = "consent_enrollments (customer_id, learner_id, course_key)";
 
 #[async_trait]
 impl Projection for ConsentProjection {
@@ -211,48 +219,60 @@ impl Changes {
         conn: &mut PgConnection,
         mode: WriteMode,
     ) -> Result<(), sqlx::Error> {
-        if !self.records.is_empty() {
-            let mut columns = (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
-            for ((customer, learner, subject_type, key), (granted, source, at)) in
-                in_key_order(self.records)
-            {
-                columns.0.push(customer);
-                columns.1.push(learner);
-                columns.2.push(subject_type);
-                columns.3.push(key);
-                columns.4.push(granted);
-                columns.5.push(source);
-                columns.6.push(at);
+        let records = in_key_order(self.records);
+        match mode {
+            WriteMode::Insert => {
+                let mut rows = CopyRows::new(7);
+                for ((customer, learner, subject_type, key), (granted, source, at)) in &records {
+                    rows.row()
+                        .value(customer)
+                        .value(learner)
+                        .value(subject_type)
+                        .value(key)
+                        .value(granted)
+                        .value(source)
+                        .value(at);
+                }
+                rows.copy_into(conn, RECORDS).await?;
             }
-            sqlx::query(&format!(
-                "INSERT INTO consent_records
-                        (customer_id, learner_id, subject_type, subject_key, granted, source, updated_at)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[],
-                                      $6::text[], $7::timestamptz[])
-                 {}",
-                mode.on_conflict(
-                    "ON CONFLICT (customer_id, learner_id, subject_type, subject_key) DO UPDATE
+            WriteMode::Upsert if !records.is_empty() => {
+                let mut columns = (
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                );
+                for ((customer, learner, subject_type, key), (granted, source, at)) in records {
+                    columns.0.push(customer);
+                    columns.1.push(learner);
+                    columns.2.push(subject_type);
+                    columns.3.push(key);
+                    columns.4.push(granted);
+                    columns.5.push(source);
+                    columns.6.push(at);
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO {RECORDS}
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[],
+                                          $5::bool[], $6::text[], $7::timestamptz[])
+                     ON CONFLICT (customer_id, learner_id, subject_type, subject_key) DO UPDATE
                         SET granted = EXCLUDED.granted, source = EXCLUDED.source,
                             updated_at = EXCLUDED.updated_at"
-                )
-            ))
-            .bind(columns.0)
-            .bind(columns.1)
-            .bind(columns.2)
-            .bind(columns.3)
-            .bind(columns.4)
-            .bind(columns.5)
-            .bind(columns.6)
-            .execute(&mut *conn)
-            .await?;
+                ))
+                .bind(columns.0)
+                .bind(columns.1)
+                .bind(columns.2)
+                .bind(columns.3)
+                .bind(columns.4)
+                .bind(columns.5)
+                .bind(columns.6)
+                .execute(&mut *conn)
+                .await?;
+            }
+            WriteMode::Upsert => {}
         }
         if !self.customers.is_empty() {
             let (ids, (enabled, enforce)): (Vec<Uuid>, (Vec<bool>, Vec<&str>)) =
@@ -274,26 +294,35 @@ impl Changes {
             .execute(&mut *conn)
             .await?;
         }
-        if !self.enrollments.is_empty() {
-            let mut columns = (Vec::new(), Vec::new(), Vec::new());
-            let mut enrollments: Vec<_> = self.enrollments.into_iter().collect();
-            enrollments.sort_unstable();
-            for (customer, learner, course_key) in enrollments {
-                columns.0.push(customer);
-                columns.1.push(learner);
-                columns.2.push(course_key);
+        let mut enrollments: Vec<_> = self.enrollments.into_iter().collect();
+        enrollments.sort_unstable();
+        match mode {
+            WriteMode::Insert => {
+                let mut rows = CopyRows::new(3);
+                for (customer, learner, course_key) in &enrollments {
+                    rows.row().value(customer).value(learner).value(course_key);
+                }
+                rows.copy_into(conn, ENROLLMENTS).await?;
             }
-            sqlx::query(&format!(
-                "INSERT INTO consent_enrollments (customer_id, learner_id, course_key)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[])
-                 {}",
-                mode.on_conflict("ON CONFLICT DO NOTHING")
-            ))
-            .bind(columns.0)
-            .bind(columns.1)
-            .bind(columns.2)
-            .execute(&mut *conn)
-            .await?;
+            WriteMode::Upsert if !enrollments.is_empty() => {
+                let mut columns = (Vec::new(), Vec::new(), Vec::new());
+                for (customer, learner, course_key) in enrollments {
+                    columns.0.push(customer);
+                    columns.1.push(learner);
+                    columns.2.push(course_key);
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO {ENROLLMENTS}
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[])
+                     ON CONFLICT DO NOTHING"
+                ))
+                .bind(columns.0)
+                .bind(columns.1)
+                .bind(columns.2)
+                .execute(&mut *conn)
+                .await?;
+            }
+            WriteMode::Upsert => {}
         }
         if !self.programs.is_empty() {
             let (uuids, keys): (Vec<String>, Vec<serde_json::Value>) = self

@@ -22,6 +22,7 @@
 //! the empty table with one read of the log folds the whole log that way, reading nothing back
 //! ([`FromZero`]).
 
+use crate::copy::CopyRows;
 use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -343,54 +344,70 @@ impl Memberships {
             .execute(&mut *conn)
             .await?;
         }
-        if !changed.is_empty() {
-            sqlx::query(&format!(
-                "INSERT INTO learners_memberships
-                        (customer_id, learner_id, state, active, is_relinkable, created_at,
-                         updated_at)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::bool[],
-                                      $6::timestamptz[], $7::timestamptz[])
-                 {}",
-                mode.on_conflict(
-                    "ON CONFLICT (customer_id, learner_id) DO UPDATE
+        match mode {
+            WriteMode::Insert => {
+                let mut rows = CopyRows::new(7);
+                for ((customer, learner), m) in &changed {
+                    rows.row()
+                        .value(customer)
+                        .value(learner)
+                        .value(m.state.as_str())
+                        .value(m.active)
+                        .value(m.is_relinkable)
+                        .value(m.created_at)
+                        .value(m.updated_at);
+                }
+                rows.copy_into(conn, MEMBERSHIPS).await?;
+            }
+            WriteMode::Upsert if !changed.is_empty() => {
+                sqlx::query(&format!(
+                    "INSERT INTO {MEMBERSHIPS}
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[],
+                                          $5::bool[], $6::timestamptz[], $7::timestamptz[])
+                     ON CONFLICT (customer_id, learner_id) DO UPDATE
                         SET state = EXCLUDED.state, active = EXCLUDED.active,
                             is_relinkable = EXCLUDED.is_relinkable,
                             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at"
+                ))
+                .bind(changed.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+                .bind(changed.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+                .bind(
+                    changed
+                        .iter()
+                        .map(|(_, m)| m.state.as_str())
+                        .collect::<Vec<_>>(),
                 )
-            ))
-            .bind(changed.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
-            .bind(changed.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
-            .bind(
-                changed
-                    .iter()
-                    .map(|(_, m)| m.state.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(changed.iter().map(|(_, m)| m.active).collect::<Vec<_>>())
-            .bind(
-                changed
-                    .iter()
-                    .map(|(_, m)| m.is_relinkable)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|(_, m)| m.created_at)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|(_, m)| m.updated_at)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *conn)
-            .await?;
+                .bind(changed.iter().map(|(_, m)| m.active).collect::<Vec<_>>())
+                .bind(
+                    changed
+                        .iter()
+                        .map(|(_, m)| m.is_relinkable)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    changed
+                        .iter()
+                        .map(|(_, m)| m.created_at)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    changed
+                        .iter()
+                        .map(|(_, m)| m.updated_at)
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *conn)
+                .await?;
+            }
+            WriteMode::Upsert => {}
         }
         Ok(())
     }
 }
+
+/// The memberships table and the columns every write of it fills.
+const MEMBERSHIPS: &str = "learners_memberships
+    (customer_id, learner_id, state, active, is_relinkable, created_at, updated_at)";
 
 /// The membership columns and the directory's, for both queries.
 const SELECT_ROWS: &str = "SELECT m.customer_id, m.learner_id, m.state, m.active, m.is_relinkable,

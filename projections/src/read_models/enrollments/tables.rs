@@ -10,10 +10,23 @@
 
 use super::fold::{Batch, Completion, Coupon, Redemption, Report, Run, StoredRow, Table};
 use super::input::Needs;
+use crate::copy::CopyRows;
 use crate::projection::WriteMode;
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
+
+/// The tables a fold fills with many rows, with the columns every write of them fills.
+const CONSENTS: &str = "enrollments_consents (customer_id, learner_id, course_key, granted)";
+const COMPLETIONS: &str = "enrollments_completions
+    (customer_id, learner_id, course_run_id, has_passed, progress_status, passed_date,
+     current_grade, letter_grade)";
+const REPORT: &str = "enrollments_report
+    (enrollment_id, customer_id, learner_id, course_run_id, consent_key, redemption_id,
+     enrollment_source, saved_for_later, is_consent_granted, user_current_enrollment_mode,
+     enrollment_date, unenrollment_date, offer_type, coupon_code, coupon_name, course_key,
+     course_title, course_pacing_type, course_start_date, course_end_date, has_passed,
+     progress_status, passed_date, current_grade, letter_grade, enterprise_name, created)";
 
 /// Three columns of keys, as `UNNEST` takes them.
 fn columns3<A: Clone, B: Clone, C: Clone>(keys: &HashSet<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
@@ -297,17 +310,26 @@ async fn write_consents(
     mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows = consents.into_written();
+    if mode == WriteMode::Insert {
+        let mut copy = CopyRows::new(4);
+        for ((customer, learner, course_key), granted) in &rows {
+            copy.row()
+                .value(customer)
+                .value(learner)
+                .value(course_key)
+                .value(granted);
+        }
+        copy.copy_into(conn, CONSENTS).await?;
+        return Ok(());
+    }
     if rows.is_empty() {
         return Ok(());
     }
     sqlx::query(&format!(
-        "INSERT INTO enrollments_consents (customer_id, learner_id, course_key, granted)
+        "INSERT INTO {CONSENTS}
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[])
-         {}",
-        mode.on_conflict(
-            "ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
-                 SET granted = EXCLUDED.granted"
-        )
+         ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
+            SET granted = EXCLUDED.granted"
     ))
     .bind(column(&rows, |r| r.0 .0))
     .bind(column(&rows, |r| r.0 .1))
@@ -378,22 +400,33 @@ async fn write_completions(
     mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows = completions.into_written();
+    if mode == WriteMode::Insert {
+        let mut copy = CopyRows::new(8);
+        for ((customer, learner, run), c) in &rows {
+            copy.row()
+                .value(customer)
+                .value(learner)
+                .value(run)
+                .value(c.has_passed)
+                .value(c.progress_status.as_str())
+                .value(c.passed_date)
+                .value(c.current_grade)
+                .value(c.letter_grade.as_str());
+        }
+        copy.copy_into(conn, COMPLETIONS).await?;
+        return Ok(());
+    }
     if rows.is_empty() {
         return Ok(());
     }
     sqlx::query(&format!(
-        "INSERT INTO enrollments_completions
-                (customer_id, learner_id, course_run_id, has_passed, progress_status,
-                 passed_date, current_grade, letter_grade)
+        "INSERT INTO {COMPLETIONS}
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::text[],
                               $6::timestamptz[], $7::float8[], $8::text[])
-         {}",
-        mode.on_conflict(
-            "ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
-                 SET has_passed = EXCLUDED.has_passed, progress_status = EXCLUDED.progress_status,
-                     passed_date = EXCLUDED.passed_date, current_grade = EXCLUDED.current_grade,
-                     letter_grade = EXCLUDED.letter_grade"
-        )
+         ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
+            SET has_passed = EXCLUDED.has_passed, progress_status = EXCLUDED.progress_status,
+                passed_date = EXCLUDED.passed_date, current_grade = EXCLUDED.current_grade,
+                letter_grade = EXCLUDED.letter_grade"
     ))
     .bind(column(&rows, |r| r.0 .0))
     .bind(column(&rows, |r| r.0 .1))
@@ -410,13 +443,16 @@ async fn write_completions(
 
 /// The report rows the fold created (one insert) and those it changed (one upsert). A created
 /// row needs no `ON CONFLICT`: the fold checked that neither its id nor its customer x learner x
-/// run is taken.
+/// run is taken. A fold's empty tables take every row in one `COPY`.
 async fn write_report(
     conn: &mut PgConnection,
     report: Report,
     mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let (created, changed) = report.into_written();
+    if mode == WriteMode::Insert {
+        return copy_report(conn, created.iter().chain(&changed)).await;
+    }
     insert_report(conn, &created, "").await?;
     // The columns an enrollment's events never change (ids, run, consent key, redemption,
     // source, dates of record) are left as they are.
@@ -435,7 +471,47 @@ async fn write_report(
                 passed_date = EXCLUDED.passed_date, current_grade = EXCLUDED.current_grade,
                 letter_grade = EXCLUDED.letter_grade,
                 enterprise_name = EXCLUDED.enterprise_name";
-    insert_report(conn, &changed, mode.on_conflict(update)).await
+    insert_report(conn, &changed, update).await
+}
+
+/// Copies `rows` into the report (a fold's empty table).
+async fn copy_report(
+    conn: &mut PgConnection,
+    rows: impl Iterator<Item = &StoredRow>,
+) -> Result<(), sqlx::Error> {
+    let mut copy = CopyRows::new(27);
+    for r in rows {
+        copy.row()
+            .value(r.enrollment_id)
+            .value(r.customer_id)
+            .value(r.learner_id)
+            .value(r.course_run_id.as_str())
+            .value(r.consent_key.as_str())
+            .value(r.redemption_id)
+            .value(r.enrollment_source.as_str())
+            .value(r.saved_for_later)
+            .value(r.is_consent_granted)
+            .value(r.user_current_enrollment_mode.as_str())
+            .value(r.enrollment_date)
+            .value(r.unenrollment_date)
+            .value(r.offer_type.as_deref())
+            .value(r.coupon_code.as_deref())
+            .value(r.coupon_name.as_deref())
+            .value(r.course_key.as_deref())
+            .value(r.course_title.as_deref())
+            .value(r.course_pacing_type.as_deref())
+            .value(r.course_start_date)
+            .value(r.course_end_date)
+            .value(r.has_passed)
+            .value(r.progress_status.as_str())
+            .value(r.passed_date)
+            .value(r.current_grade)
+            .value(r.letter_grade.as_deref())
+            .value(r.enterprise_name.as_deref())
+            .value(r.created);
+    }
+    copy.copy_into(conn, REPORT).await?;
+    Ok(())
 }
 
 /// Inserts `rows` into the report, with `conflict` as the `ON CONFLICT` clause (or none).
@@ -448,13 +524,7 @@ async fn insert_report(
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO enrollments_report
-                (enrollment_id, customer_id, learner_id, course_run_id, consent_key,
-                 redemption_id, enrollment_source, saved_for_later, is_consent_granted,
-                 user_current_enrollment_mode, enrollment_date, unenrollment_date, offer_type,
-                 coupon_code, coupon_name, course_key, course_title, course_pacing_type,
-                 course_start_date, course_end_date, has_passed, progress_status, passed_date,
-                 current_grade, letter_grade, enterprise_name, created)
+        "INSERT INTO {REPORT}
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
                               $6::uuid[], $7::text[], $8::bool[], $9::bool[], $10::text[],
                               $11::timestamptz[], $12::timestamptz[], $13::text[], $14::text[],
