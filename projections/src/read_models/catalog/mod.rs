@@ -31,15 +31,18 @@
 //! A batch reads the catalogs' filters once (again after a catalog event), and the membership of
 //! items published for the first time, which no row names yet, is written in one statement
 //! ([`Joins`]) at the end of the batch, or before any other event reads or deletes membership:
-//! in a rebuild nearly every content event is a first publication.
+//! in a rebuild nearly every content event is a first publication. A rebuild from the empty
+//! tables with one read of the log folds the content and catalogs in memory and computes the
+//! membership once, at the end (see `fold.rs`).
 
-use crate::projection::{decode, ApplyError, Projection};
+use crate::projection::{decode, ApplyError, Fold, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::{self, ContentFilter};
 use domain::content::{ContentEvent, ContentMetadata, ContentType};
 use domain::course_mode::CourseMode;
 use domain::customer::CustomerEvent;
+use fold::CatalogFold;
 use serde_json::Value;
 use sqlx::PgConnection;
 use store::log::LoggedEvent;
@@ -92,6 +95,10 @@ impl Projection for CatalogProjection {
                 .map_err(|error| (index, error))?;
         }
         batch.joins.flush(conn).await.map_err(|e| (0, e.into()))
+    }
+
+    fn fold_from_zero(&self) -> Option<Box<dyn Fold>> {
+        Some(Box::<CatalogFold>::default())
     }
 }
 
@@ -230,11 +237,7 @@ async fn store_content(
     conn: &mut PgConnection,
     metadata: &ContentMetadata,
 ) -> Result<bool, ApplyError> {
-    let course_key = match metadata.content_type {
-        ContentType::Course => Some(metadata.key.clone()),
-        ContentType::CourseRun => metadata.run_course_key(),
-        ContentType::Program => None,
-    };
+    let course_key = course_key_of(metadata);
     let json = serde_json::to_value(metadata).map_err(|e| ApplyError::Malformed(e.to_string()))?;
     // A row just inserted has no deleting transaction (`xmax` 0); an updated one has ours.
     let first: bool = sqlx::query_scalar(
@@ -254,6 +257,15 @@ async fn store_content(
     .fetch_one(conn)
     .await?;
     Ok(first)
+}
+
+/// The `course_key` column of an item: a run's course, a course's own key, none for a program.
+fn course_key_of(metadata: &ContentMetadata) -> Option<String> {
+    match metadata.content_type {
+        ContentType::Course => Some(metadata.key.clone()),
+        ContentType::CourseRun => metadata.run_course_key(),
+        ContentType::Program => None,
+    }
 }
 
 /// Every catalog's parsed filter.
@@ -458,6 +470,7 @@ pub(crate) async fn admitted_page(
     Ok(Some((last, admitted)))
 }
 
+mod fold;
 mod query;
 
 pub use query::{
