@@ -111,12 +111,14 @@ pub async fn in_place_together(
                         if folding.held() < MAX_HELD {
                             fold = Some(folding);
                             folded = Some(batch.last);
+                            release(batch);
                             continue;
                         }
                         write_fold(&pool, projection, live, folding, batch.last).await
                     }
                     None => apply_shared(&pool, projection, &batch).await,
                 };
+                release(batch);
                 if let Err(error) = applied {
                     // Its catch-up meets the error again and deals with it as a runner does.
                     tracing::debug!(projection = projection.name(), %error, "left the shared read");
@@ -180,6 +182,12 @@ pub async fn in_place_together(
         None => Ok(reached),
         Some(error) => Err(error),
     }
+}
+
+/// Lets go of a shared batch on a blocking thread: the last read model to let go frees every
+/// event of the batch, and that is the slowest one, whose next batch would wait for it.
+fn release(batch: Arc<SharedBatch>) {
+    tokio::task::spawn_blocking(move || drop(batch));
 }
 
 /// The aggregate types any of `projections` reads; `None` when one of them reads every type.
