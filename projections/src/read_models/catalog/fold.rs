@@ -151,14 +151,12 @@ impl CatalogFold {
             CustomerEvent::CatalogRemoved {
                 customer_id,
                 catalog_id,
-            } => {
-                if self
-                    .catalogs
-                    .get(&catalog_id.0)
-                    .is_some_and(|c| c.customer_id == customer_id.0)
-                {
-                    self.catalogs.remove(&catalog_id.0);
-                }
+            } if self
+                .catalogs
+                .get(&catalog_id.0)
+                .is_some_and(|c| c.customer_id == customer_id.0) =>
+            {
+                self.catalogs.remove(&catalog_id.0);
             }
             _ => {}
         }
