@@ -114,6 +114,11 @@ pub fn decode<E: DeserializeOwned>(event: &LoggedEvent) -> Result<E, ApplyError>
     E::deserialize(&event.payload).map_err(|e| ApplyError::Malformed(e.to_string()))
 }
 
+/// The values of one column of `rows`, as an array parameter (for an `UNNEST` of many rows).
+pub fn column<'a, R, T>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
 /// Rows in the order of their keys, for a write of many rows: a B-tree takes sorted keys page
 /// after page, where hash order lands each key on a random page (a rebuild's fold writes whole
 /// tables at once).

@@ -468,6 +468,39 @@ async fn a_grant_in_the_batch_that_held_the_row_releases_it(pool: PgPool) {
     );
 }
 
+/// Completions queued, then cancelled by an unlink or a revocation, all within one batch: the
+/// batch writes the rows it queued before a learner's rows are cancelled.
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn rows_queued_then_cancelled_within_a_batch_end_cancelled(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let config = configure(&world, Channel::Degreed2, vec![]).await;
+    let (unlinked, revoking) = (world.learner(1).await, world.learner(2).await);
+    assert!(learner_rows(&pool, config).await.is_empty());
+
+    consent(&world, unlinked, Action::Grant).await;
+    complete_course(&world, unlinked).await;
+    unlink(&world, unlinked).await;
+    consent(&world, revoking, Action::Grant).await;
+    complete_course(&world, revoking).await;
+    consent(&world, revoking, Action::Revoke).await;
+    let rows = learner_rows(&pool, config).await;
+    assert_eq!(
+        statuses(&rows),
+        [ItemStatus::Cancelled, ItemStatus::Cancelled]
+    );
+    let mut reasons: Vec<_> = rows
+        .iter()
+        .map(|row| (row.learner_id, row.cancel_reason.as_deref()))
+        .collect();
+    reasons.sort();
+    let mut expected = vec![
+        (Some(unlinked.0), Some("learner unlinked")),
+        (Some(revoking.0), Some("consent revoked")),
+    ];
+    expected.sort();
+    assert_eq!(reasons, expected);
+}
+
 /// A customer deactivated and reactivated within one batch: a completion while it is inactive
 /// queues nothing, one after it is active again is queued. The batch reads the live
 /// configurations once, and again after a customer event.

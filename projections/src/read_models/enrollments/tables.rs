@@ -11,7 +11,7 @@
 use super::fold::{Batch, Completion, Coupon, Redemption, Report, Run, StoredRow, Table};
 use super::input::Needs;
 use crate::copy::CopyRows;
-use crate::projection::WriteMode;
+use crate::projection::{column, WriteMode};
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -224,11 +224,6 @@ impl Batch {
         write_completions(conn, self.completions, mode).await?;
         write_report(conn, self.report, mode).await
     }
-}
-
-/// The values of one column of `rows`, as an array parameter.
-fn column<'a, R, T>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Vec<T> {
-    rows.iter().map(value).collect()
 }
 
 async fn write_customers(

@@ -3,7 +3,7 @@
 
 use super::inputs::LearnerInputs;
 use super::known::{Gates, HeldRows, Known};
-use super::{item_id, ItemKind};
+use super::queued::{LearnerAction, Queued, QueuedRows};
 use crate::projection::ApplyError;
 use chrono::{DateTime, Utc};
 use domain::channel::Channel;
@@ -59,6 +59,7 @@ async fn cancel_learner(
 pub(super) async fn apply_membership(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
+    queued: &mut QueuedRows,
     configured: &HashSet<Uuid>,
     event: MembershipEvent,
     at: DateTime<Utc>,
@@ -81,6 +82,7 @@ pub(super) async fn apply_membership(
     };
     inputs.membership(customer, learner, state);
     if state != Some((true, true)) && configured.contains(&customer) {
+        queued.flush_for(conn, customer, learner).await?;
         cancel_learner(conn, customer, learner, None, reason, at).await?;
     }
     Ok(())
@@ -93,6 +95,7 @@ pub(super) async fn apply_membership(
 pub(super) async fn apply_enrollment(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
+    queued: &mut QueuedRows,
     registering: &HashSet<Uuid>,
     known: &mut Known,
     event: EnrollmentEvent,
@@ -138,7 +141,7 @@ pub(super) async fn apply_enrollment(
         learner,
         run: &run,
         key: &key,
-        action: "registration",
+        action: LearnerAction::Registration,
         subject: format!("{}:registration", subject(learner, &run)),
         payload: json!({
             "course_run_id": run,
@@ -151,7 +154,7 @@ pub(super) async fn apply_enrollment(
     };
     for config_id in configs {
         // Registered once per enrollment: a re-enrollment does not register again.
-        row.queue(conn, &mut known.held, config_id, 1).await?;
+        row.queue(queued, &mut known.held, config_id);
     }
     Ok(())
 }
@@ -161,6 +164,7 @@ pub(super) async fn apply_enrollment(
 pub(super) async fn apply_consent(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
+    queued: &mut QueuedRows,
     configured: &HashSet<Uuid>,
     known: &Known,
     event: ConsentEvent,
@@ -199,6 +203,7 @@ pub(super) async fn apply_consent(
         if !known.held.may_exist(customer, learner, &key) {
             return Ok(());
         }
+        queued.flush_for(conn, customer, learner).await?;
         sqlx::query(
             "UPDATE outbox_items SET status = 'pending', updated_at = $4
               WHERE customer_id = $1 AND learner_id = $2 AND kind = 'learner'
@@ -220,6 +225,7 @@ pub(super) async fn apply_consent(
     .fetch_one(&mut *conn)
     .await?;
     if requests {
+        queued.flush_for(conn, customer, learner).await?;
         cancel_learner(conn, customer, learner, Some(&key), reason, at).await?;
     }
     Ok(())
@@ -387,6 +393,7 @@ impl Gate {
 pub(super) async fn apply_completion(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
+    queued: &mut QueuedRows,
     configured: &HashSet<Uuid>,
     known: &mut Known,
     event: CompletionEvent,
@@ -463,7 +470,7 @@ pub(super) async fn apply_completion(
         learner,
         run: &run,
         key: &key,
-        action: "completion",
+        action: LearnerAction::Completion,
         subject: subject(learner, &run),
         payload: json!({
             "course_run_id": run,
@@ -478,19 +485,7 @@ pub(super) async fn apply_completion(
         at,
     };
     for config_id in configs {
-        let version: i32 = sqlx::query_scalar(
-            "INSERT INTO outbox_learner_targets (config_id, learner_id, course_run_id, version)
-             VALUES ($1, $2, $3, 1)
-             ON CONFLICT (config_id, learner_id, course_run_id) DO UPDATE
-                SET version = outbox_learner_targets.version + 1
-             RETURNING version",
-        )
-        .bind(config_id)
-        .bind(learner)
-        .bind(&run)
-        .fetch_one(&mut *conn)
-        .await?;
-        row.queue(conn, &mut known.held, config_id, version).await?;
+        row.queue(queued, &mut known.held, config_id);
     }
     Ok(())
 }
@@ -511,7 +506,7 @@ struct LearnerRow<'a> {
     learner: Uuid,
     run: &'a str,
     key: &'a str,
-    action: &'static str,
+    action: LearnerAction,
     subject: String,
     payload: serde_json::Value,
     status: &'static str,
@@ -519,50 +514,22 @@ struct LearnerRow<'a> {
 }
 
 impl LearnerRow<'_> {
-    /// Queues the row for a configuration under the decision `version`, coalescing into the
-    /// subject's open row; a registration is queued once (a row of its id, open or sent, is
-    /// left as it is).
-    async fn queue(
-        &self,
-        conn: &mut PgConnection,
-        held: &mut HeldRows,
-        config_id: Uuid,
-        version: i32,
-    ) -> Result<(), sqlx::Error> {
+    /// Queues the row for a configuration (written with the batch's others: see `queued.rs`).
+    fn queue(&self, queued: &mut QueuedRows, held: &mut HeldRows, config_id: Uuid) {
         if self.status == "held" {
             held.held(self.customer, self.learner, self.key);
         }
-        let id = item_id(config_id, ItemKind::Learner, &self.subject, version);
-        let on_conflict = if self.action == "registration" {
-            "ON CONFLICT DO NOTHING"
-        } else {
-            "ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
-                SET item_id = EXCLUDED.item_id, version = EXCLUDED.version,
-                    payload = EXCLUDED.payload, status = EXCLUDED.status,
-                    updated_at = EXCLUDED.updated_at"
-        };
-        sqlx::query(&format!(
-            "INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject,
-                    version, present, learner_id, course_run_id, course_key, payload, status,
-                    attempts, next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, 'learner', $4, $5, $6, true, $7, $8, $9, $10, $11, 0,
-                     $12, $12, $12)
-             {on_conflict}"
-        ))
-        .bind(id)
-        .bind(config_id)
-        .bind(self.customer)
-        .bind(self.action)
-        .bind(&self.subject)
-        .bind(version)
-        .bind(self.learner)
-        .bind(self.run)
-        .bind(self.key)
-        .bind(&self.payload)
-        .bind(self.status)
-        .bind(self.at)
-        .execute(conn)
-        .await?;
-        Ok(())
+        queued.push(Queued {
+            config_id,
+            customer: self.customer,
+            learner: self.learner,
+            run: self.run.to_string(),
+            key: self.key.to_string(),
+            action: self.action,
+            subject: self.subject.clone(),
+            payload: self.payload.clone(),
+            status: self.status,
+            at: self.at,
+        });
     }
 }

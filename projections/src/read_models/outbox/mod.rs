@@ -68,6 +68,7 @@ mod inputs;
 mod known;
 mod learners;
 pub mod queue;
+mod queued;
 
 pub use queue::{
     claim, complete, complete_many, fail, items_of_config, pending_counts, remote_content, requeue,
@@ -81,6 +82,7 @@ use domain::channel::ChannelEvent;
 use domain::customer::CustomerEvent;
 use inputs::LearnerInputs;
 use known::Known;
+use queued::QueuedRows;
 use sqlx::PgConnection;
 use std::collections::HashSet;
 use store::log::LoggedEvent;
@@ -178,6 +180,7 @@ impl Projection for Outbox {
             .map_err(|e| (0, e.into()))?;
         let mut batch = Batch {
             inputs: LearnerInputs::default(),
+            queued: QueuedRows::default(),
             known,
             registering,
             configured,
@@ -188,7 +191,8 @@ impl Projection for Outbox {
                 .await
                 .map_err(|error| (index, error))?;
         }
-        batch.inputs.flush(conn).await.map_err(|e| (0, e.into()))
+        batch.inputs.flush(conn).await.map_err(|e| (0, e.into()))?;
+        batch.queued.flush(conn).await.map_err(|e| (0, e.into()))
     }
 }
 
@@ -196,6 +200,8 @@ impl Projection for Outbox {
 struct Batch {
     /// Learner inputs not written yet.
     inputs: LearnerInputs,
+    /// Learner rows queued and not written yet (see `queued.rs`).
+    queued: QueuedRows,
     /// What the batch reads once (see `known.rs`).
     known: Known,
     /// The customers with a channel configuration, live or not: only their learners can have
@@ -215,9 +221,11 @@ impl Batch {
     ) -> Result<(), ApplyError> {
         let at = event.recorded_at;
         let kind = event.event_type.as_str();
-        let (inputs, configured) = (&mut self.inputs, &self.configured);
+        let (inputs, queued, configured) = (&mut self.inputs, &mut self.queued, &self.configured);
         match event.aggregate_type.as_str() {
             "channel_configuration" if kind != "ChannelSecretSet" => {
+                // Configuration changes cancel, hold and release learner rows in SQL.
+                queued.flush(conn).await?;
                 self.known.live.forget();
                 let event: ChannelEvent = decode(event)?;
                 let newly_configured = match &event {
@@ -242,10 +250,13 @@ impl Batch {
                 "CustomerUpdated" => {
                     // A consent-policy change reads the consents in SQL, and may hold rows.
                     inputs.flush(conn).await?;
+                    queued.flush(conn).await?;
                     self.known.forget();
                     configs::apply_customer(conn, decode(event)?, at).await
                 }
                 "CustomerCreated" | "CustomerDeactivated" | "CustomerReactivated" => {
+                    // They cancel and queue learner rows in SQL.
+                    queued.flush(conn).await?;
                     let event: CustomerEvent = decode(event)?;
                     if let CustomerEvent::CustomerCreated { customer_id, .. }
                     | CustomerEvent::CustomerDeactivated { customer_id }
@@ -259,16 +270,26 @@ impl Batch {
             },
             "content_item" => content::apply_content(conn, decode(event)?, at).await,
             "learner_membership" => {
-                learners::apply_membership(conn, inputs, configured, decode(event)?, at).await
+                learners::apply_membership(conn, inputs, queued, configured, decode(event)?, at)
+                    .await
             }
             "consent" => {
-                learners::apply_consent(conn, inputs, configured, &self.known, decode(event)?, at)
-                    .await
+                learners::apply_consent(
+                    conn,
+                    inputs,
+                    queued,
+                    configured,
+                    &self.known,
+                    decode(event)?,
+                    at,
+                )
+                .await
             }
             "enrollment" if matches!(kind, "Enrolled" | "ModeChanged") => {
                 learners::apply_enrollment(
                     conn,
                     inputs,
+                    queued,
                     &self.registering,
                     &mut self.known,
                     decode(event)?,
@@ -280,6 +301,7 @@ impl Batch {
                 learners::apply_completion(
                     conn,
                     inputs,
+                    queued,
                     configured,
                     &mut self.known,
                     decode(event)?,
