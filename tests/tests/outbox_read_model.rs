@@ -1235,6 +1235,50 @@ async fn rebuild_gives_the_same_tables_as_incremental_catch_up(pool: PgPool) {
     assert_eq!(dump(&pool).await, incremental);
 }
 
+/// Content events between catalog and configuration events: a batch decides the items its
+/// content events changed together, before a catalog or configuration event and before an
+/// item changes again. One batch must leave what one event at a time leaves.
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn content_decided_in_one_batch_as_one_event_at_a_time(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let other = add_catalog(&world, json!({"course_key": ["edX+Other"]})).await;
+    configure(&world, Channel::Degreed2, vec![other]).await;
+    publish(&world, run("course-v1:edX+Other+2025", "Other")).await;
+    publish(&world, run("course-v1:edX+Kept+2025", "Kept")).await;
+    // Moves the first item out of the scope, after its creation was decided.
+    set_filter(&world, other, json!({"course_key": ["edX+Kept"]})).await;
+    publish(&world, run("course-v1:edX+Kept+2025", "Kept again")).await;
+    retire(&world, "course-v1:edX+Kept+2025").await;
+    publish(&world, run("course-v1:edX+Kept+2025", "Kept once more")).await;
+    configure(&world, Channel::Sap, vec![]).await;
+    publish(&world, run("course-v1:edX+Late+2025", "Late")).await;
+
+    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    e2e_tests::read_log(&pool, committed as usize).await;
+    let one_by_one = RunnerOptions {
+        batch_size: 1,
+        ..RunnerOptions::default()
+    };
+    projections::runner::catch_up(&pool, &Outbox, one_by_one)
+        .await
+        .unwrap();
+    let incremental = dump(&pool).await;
+    let content_rows = incremental
+        .iter()
+        .find(|(name, _)| name == "outbox_items")
+        .and_then(|(_, rows)| rows.as_array())
+        .map_or(0, Vec::len);
+    assert!(content_rows >= 4, "the scenario queues and cancels content");
+
+    projections::rebuild::in_place(&pool, &Outbox, RunnerOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(dump(&pool).await, incremental);
+}
+
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn rebuild_forgets_what_was_sent_and_queues_it_again_under_the_same_ids(pool: PgPool) {
     let world = World::new(pool.clone(), consent_not_required()).await;

@@ -13,7 +13,7 @@
 //! stays configured.
 
 use super::{item_id, ItemAction, ItemKind};
-use crate::projection::ApplyError;
+use crate::projection::{column, ApplyError};
 use crate::read_models::catalog::{admitted_page, parse_filter, Item};
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::ContentFilter;
@@ -32,8 +32,67 @@ fn subject(content_type: &str, content_key: &str) -> String {
     format!("{content_type}:{content_key}")
 }
 
+/// What a batch carries for the content rules: the filters of the catalogs whose membership is
+/// kept (read once, forgotten on a catalog or configuration event), and the items its content
+/// events changed whose decisions are not made yet. Those are decided together, in one read of
+/// the scopes and targets and one [`transition`], at the end of the batch or before an event
+/// that reads or changes scopes, targets or live configurations (catalog, configuration and
+/// customer events: [`ContentBatch::decide`]), and before an item changes again: a content
+/// event changes only its own item's rows, so the decisions of distinct items do not depend
+/// on one another.
+#[derive(Default)]
+pub(super) struct ContentBatch {
+    filters: Option<Vec<(Uuid, ContentFilter)>>,
+    undecided: Vec<Changed>,
+    seen: HashSet<Item>,
+}
+
+/// An item whose membership or metadata changed, at the time of its event.
+struct Changed {
+    item: Item,
+    metadata_changed: bool,
+    at: DateTime<Utc>,
+}
+
+impl ContentBatch {
+    /// Makes the decisions of the items changed since the last call.
+    pub(super) async fn decide(&mut self, conn: &mut PgConnection) -> Result<(), ApplyError> {
+        self.seen.clear();
+        let changed = std::mem::take(&mut self.undecided);
+        reconcile_items(conn, &changed).await
+    }
+
+    /// Forgets the filters read (a catalog or configuration event may change them).
+    pub(super) fn forget_filters(&mut self) {
+        self.filters = None;
+    }
+
+    fn changed(&mut self, item: Item, metadata_changed: bool, at: DateTime<Utc>) {
+        self.seen.insert(item.clone());
+        self.undecided.push(Changed {
+            item,
+            metadata_changed,
+            at,
+        });
+    }
+
+    /// Decides the items held first if `item` is one of them: its decision reads what the
+    /// held one's would change.
+    async fn before_changing(
+        &mut self,
+        conn: &mut PgConnection,
+        item: &Item,
+    ) -> Result<(), ApplyError> {
+        if self.seen.contains(item) {
+            self.decide(conn).await?;
+        }
+        Ok(())
+    }
+}
+
 pub(super) async fn apply_content(
     conn: &mut PgConnection,
+    batch: &mut ContentBatch,
     event: ContentEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -43,13 +102,18 @@ pub(super) async fn apply_content(
                 metadata.content_type.as_str().to_string(),
                 metadata.key.clone(),
             );
+            batch.before_changing(conn, &item).await?;
             store_content(conn, &metadata).await?;
+            if batch.filters.is_none() {
+                batch.filters = Some(catalog_filters(conn).await?);
+            }
             let view = metadata.filter_view();
-            let admitting: Vec<Uuid> = catalog_filters(conn)
-                .await?
-                .into_iter()
+            let admitting: Vec<Uuid> = batch
+                .filters
+                .iter()
+                .flatten()
                 .filter(|(_, filter)| filter.matches(&view))
-                .map(|(id, _)| id)
+                .map(|(id, _)| *id)
                 .collect();
             sqlx::query(
                 "WITH left_catalogs AS (
@@ -64,10 +128,12 @@ pub(super) async fn apply_content(
             .bind(&admitting)
             .execute(&mut *conn)
             .await?;
-            reconcile_item(conn, &item, true, at).await
+            batch.changed(item, true, at);
+            Ok(())
         }
         ContentEvent::ContentRetired { content_type, key } => {
             let item = (content_type.as_str().to_string(), key);
+            batch.before_changing(conn, &item).await?;
             sqlx::query(
                 "WITH left_catalogs AS (
                      DELETE FROM outbox_catalog_content WHERE content_type = $1 AND content_key = $2)
@@ -78,7 +144,8 @@ pub(super) async fn apply_content(
             .bind(&item.1)
             .execute(&mut *conn)
             .await?;
-            reconcile_item(conn, &item, false, at).await
+            batch.changed(item, false, at);
+            Ok(())
         }
     }
 }
@@ -202,10 +269,15 @@ pub(super) async fn apply_catalog(
     if changed.is_empty() || !has_live_config(conn, customer_id.0).await? {
         return Ok(());
     }
-    for item in &changed {
-        reconcile_item(conn, item, false, at).await?;
-    }
-    Ok(())
+    let changed: Vec<Changed> = changed
+        .into_iter()
+        .map(|item| Changed {
+            item,
+            metadata_changed: false,
+            at,
+        })
+        .collect();
+    reconcile_items(conn, &changed).await
 }
 
 /// Replaces a catalog's membership with the published items its filter admits; returns the
@@ -276,47 +348,51 @@ async fn has_live_config(conn: &mut PgConnection, customer_id: Uuid) -> Result<b
     .await
 }
 
-/// After an item's membership or metadata changed: for every live configuration whose scope
-/// holds it now or held it before, queues what changed.
-async fn reconcile_item(
-    conn: &mut PgConnection,
-    item: &Item,
-    metadata_changed: bool,
-    at: DateTime<Utc>,
-) -> Result<(), ApplyError> {
-    let rows: Vec<(Uuid, Uuid, bool, bool, i32)> = sqlx::query_as(&format!(
-        "SELECT cfg.config_id, cfg.customer_id,
+/// After items' membership or metadata changed: for every live configuration whose scope
+/// holds an item now or held it before, queues what changed. One read for every item, one
+/// transition for every decision.
+async fn reconcile_items(conn: &mut PgConnection, changed: &[Changed]) -> Result<(), ApplyError> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(i64, Uuid, Uuid, bool, bool, i32)> = sqlx::query_as(&format!(
+        "SELECT it.n, cfg.config_id, cfg.customer_id,
                 EXISTS (SELECT 1 FROM outbox_catalog_content m
                           JOIN outbox_catalogs c USING (catalog_id)
-                         WHERE m.content_type = $1 AND m.content_key = $2 AND {TRANSMITS}),
+                         WHERE m.content_type = it.t AND m.content_key = it.k AND {TRANSMITS}),
                 COALESCE(t.present, false), COALESCE(t.version, 0)
-           FROM outbox_configs cfg
+           FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS it (t, k, n)
+           JOIN outbox_configs cfg ON cfg.active
            JOIN outbox_customers cu ON cu.customer_id = cfg.customer_id AND cu.active
            LEFT JOIN outbox_content_targets t
-                  ON t.config_id = cfg.config_id AND t.content_type = $1 AND t.content_key = $2
-          WHERE cfg.active
-            AND (t.present
-                 OR cfg.customer_id IN (SELECT c.customer_id FROM outbox_catalog_content m
-                                          JOIN outbox_catalogs c USING (catalog_id)
-                                         WHERE m.content_type = $1 AND m.content_key = $2))
-          ORDER BY cfg.config_id"
+                  ON t.config_id = cfg.config_id AND t.content_type = it.t
+                 AND t.content_key = it.k
+          WHERE t.present
+             OR cfg.customer_id IN (SELECT c.customer_id FROM outbox_catalog_content m
+                                      JOIN outbox_catalogs c USING (catalog_id)
+                                     WHERE m.content_type = it.t AND m.content_key = it.k)
+          ORDER BY it.n, cfg.config_id"
     ))
-    .bind(&item.0)
-    .bind(&item.1)
+    .bind(column(changed, |c| c.item.0.as_str()))
+    .bind(column(changed, |c| c.item.1.as_str()))
     .fetch_all(&mut *conn)
     .await?;
     let decisions: Vec<Decision> = rows
         .into_iter()
-        .filter(|(_, _, now_in, was_in, _)| now_in != was_in || (*now_in && metadata_changed))
-        .map(|(config_id, customer_id, now_in, _, version)| Decision {
-            config_id,
-            customer_id,
-            item: item.clone(),
-            present: now_in,
-            version: version + 1,
+        .filter_map(|(n, config_id, customer_id, now_in, was_in, version)| {
+            // WITH ORDINALITY counts from 1.
+            let c = &changed[usize::try_from(n - 1).ok()?];
+            (now_in != was_in || (now_in && c.metadata_changed)).then(|| Decision {
+                config_id,
+                customer_id,
+                item: c.item.clone(),
+                present: now_in,
+                version: version + 1,
+                at: c.at,
+            })
         })
         .collect();
-    transition(conn, &decisions, at).await
+    transition(conn, &decisions).await
 }
 
 /// Brings a live configuration's queue in line with its scope. `full` (a configuration created
@@ -356,20 +432,22 @@ pub(super) async fn sweep_config(
                 item: (content_type, content_key),
                 present: now_in,
                 version: version + 1,
+                at,
             },
         )
         .collect();
-    transition(conn, &decisions, at).await
+    transition(conn, &decisions).await
 }
 
-/// A new decision for a configuration x item: whether the remote should hold the item, and the
-/// decision's version.
+/// A new decision for a configuration x item: whether the remote should hold the item, the
+/// decision's version, and when it was made (the time of its event).
 struct Decision {
     config_id: Uuid,
     customer_id: Uuid,
     item: Item,
     present: bool,
     version: i32,
+    at: DateTime<Utc>,
 }
 
 /// Records new decisions (each configuration x item once) and queues them: a create or update
@@ -377,51 +455,25 @@ struct Decision {
 /// flight), and otherwise cancels the open row, if any: nothing is to be sent. One statement
 /// for all of them: a new item is decided for every configuration at once, and a
 /// configuration going live decides every item in its scope at once.
-async fn transition(
-    conn: &mut PgConnection,
-    decisions: &[Decision],
-    at: DateTime<Utc>,
-) -> Result<(), ApplyError> {
+async fn transition(conn: &mut PgConnection, decisions: &[Decision]) -> Result<(), ApplyError> {
     if decisions.is_empty() {
         return Ok(());
     }
-    let mut columns = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for decision in decisions {
-        let (content_type, content_key) = &decision.item;
-        let subject = subject(content_type, content_key);
-        let id = item_id(
-            decision.config_id,
-            ItemKind::Content,
-            &subject,
-            decision.version,
-        );
-        columns.0.push(decision.config_id);
-        columns.1.push(decision.customer_id);
-        columns.2.push(id);
-        columns.3.push(subject);
-        columns.4.push(decision.version);
-        columns.5.push(decision.present);
-        columns.6.push(content_type.as_str());
-        columns.7.push(content_key.as_str());
-    }
+    let subjects: Vec<String> = column(decisions, |d| subject(&d.item.0, &d.item.1));
+    let ids: Vec<Uuid> = decisions
+        .iter()
+        .zip(&subjects)
+        .map(|(d, subject)| item_id(d.config_id, ItemKind::Content, subject, d.version))
+        .collect();
     // `held`: the remote holds the item, or is about to (a create or update in flight may
     // succeed). The open row, if any, takes the new decision (coalescing); it keeps its
     // attempts and its next attempt time.
     sqlx::query(&format!(
         "WITH decision AS (
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[],
-                                  $6::bool[], $7::text[], $8::text[])
+                                  $6::bool[], $7::text[], $8::text[], $10::timestamptz[])
                  AS d (config_id, customer_id, item_id, subject, version, present,
-                       content_type, content_key)),
+                       content_type, content_key, at)),
          target AS (
              INSERT INTO outbox_content_targets
                     (config_id, content_type, content_key, present, version)
@@ -440,7 +492,7 @@ async fn transition(
                FROM decision d),
          cancelled AS (
              UPDATE outbox_items i
-                SET status = 'cancelled', updated_at = $10,
+                SET status = 'cancelled', updated_at = d.at,
                     cancel_reason = 'left the scope before it was sent'
                FROM decided d
               WHERE i.config_id = d.config_id AND i.kind = $9 AND i.subject = d.subject
@@ -452,7 +504,7 @@ async fn transition(
                 CASE WHEN NOT d.present THEN '{delete}' WHEN d.held THEN '{update}'
                      ELSE '{create}' END,
                 d.subject, d.version, d.present, d.content_type, d.content_key, c.metadata,
-                'pending', 0, $10, $10, $10
+                'pending', 0, d.at, d.at, d.at
            FROM decided d JOIN outbox_content c USING (content_type, content_key)
           WHERE d.present OR d.held
          ON CONFLICT (config_id, kind, subject) WHERE status IN ('pending', 'held') DO UPDATE
@@ -463,16 +515,16 @@ async fn transition(
         update = ItemAction::Update.as_str(),
         create = ItemAction::Create.as_str(),
     ))
-    .bind(columns.0)
-    .bind(columns.1)
-    .bind(columns.2)
-    .bind(columns.3)
-    .bind(columns.4)
-    .bind(columns.5)
-    .bind(columns.6)
-    .bind(columns.7)
+    .bind(column(decisions, |d| d.config_id))
+    .bind(column(decisions, |d| d.customer_id))
+    .bind(ids)
+    .bind(subjects)
+    .bind(column(decisions, |d| d.version))
+    .bind(column(decisions, |d| d.present))
+    .bind(column(decisions, |d| d.item.0.as_str()))
+    .bind(column(decisions, |d| d.item.1.as_str()))
     .bind(ItemKind::Content.as_str())
-    .bind(at)
+    .bind(column(decisions, |d| d.at))
     .execute(&mut *conn)
     .await?;
     Ok(())

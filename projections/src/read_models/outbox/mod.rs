@@ -57,10 +57,12 @@
 //! finds no lease). Keeping that history needs the outcomes recorded as events: the
 //! transmission audit, a later read model.
 //!
-//! A batch of events is applied in order, except that the learner inputs are folded and
-//! written together before anything reads them (see `inputs.rs`): most of the log is learners'.
-//! The live configurations, the gates of the batch's completions and registrations, and the
-//! held rows its consent grants may release are read once per batch (see `known.rs`).
+//! A batch of events is applied in order, except that what the batch writes of many rows is
+//! written together, before anything reads it: the learner inputs (see `inputs.rs`; most of the
+//! log is learners'), the learner rows it queues (see `queued.rs`), and the decisions on the
+//! content items its content events change (see `content.rs`). The live configurations, the
+//! gates of the batch's completions and registrations, the held rows its consent grants may
+//! release and the catalogs' filters are read once per batch (see `known.rs`).
 
 mod configs;
 mod content;
@@ -78,6 +80,7 @@ pub use queue::{
 
 use crate::projection::{decode, ApplyError, Projection};
 use async_trait::async_trait;
+use content::ContentBatch;
 use domain::channel::ChannelEvent;
 use domain::customer::CustomerEvent;
 use inputs::LearnerInputs;
@@ -181,6 +184,7 @@ impl Projection for Outbox {
         let mut batch = Batch {
             inputs: LearnerInputs::default(),
             queued: QueuedRows::default(),
+            content: ContentBatch::default(),
             known,
             registering,
             configured,
@@ -192,7 +196,8 @@ impl Projection for Outbox {
                 .map_err(|error| (index, error))?;
         }
         batch.inputs.flush(conn).await.map_err(|e| (0, e.into()))?;
-        batch.queued.flush(conn).await.map_err(|e| (0, e.into()))
+        batch.queued.flush(conn).await.map_err(|e| (0, e.into()))?;
+        batch.content.decide(conn).await.map_err(|e| (0, e))
     }
 }
 
@@ -202,6 +207,8 @@ struct Batch {
     inputs: LearnerInputs,
     /// Learner rows queued and not written yet (see `queued.rs`).
     queued: QueuedRows,
+    /// The catalog filters read, and the content changes not decided yet (see `content.rs`).
+    content: ContentBatch,
     /// What the batch reads once (see `known.rs`).
     known: Known,
     /// The customers with a channel configuration, live or not: only their learners can have
@@ -224,8 +231,11 @@ impl Batch {
         let (inputs, queued, configured) = (&mut self.inputs, &mut self.queued, &self.configured);
         match event.aggregate_type.as_str() {
             "channel_configuration" if kind != "ChannelSecretSet" => {
-                // Configuration changes cancel, hold and release learner rows in SQL.
+                // Configuration changes cancel, hold and release learner rows in SQL, and read
+                // and change scopes and targets.
                 queued.flush(conn).await?;
+                self.content.decide(conn).await?;
+                self.content.forget_filters();
                 self.known.live.forget();
                 let event: ChannelEvent = decode(event)?;
                 let newly_configured = match &event {
@@ -245,18 +255,23 @@ impl Batch {
             }
             "customer" => match kind {
                 "CatalogAdded" | "CatalogUpdated" | "CatalogRemoved" => {
+                    self.content.decide(conn).await?;
+                    self.content.forget_filters();
                     content::apply_catalog(conn, configured, decode(event)?, at).await
                 }
                 "CustomerUpdated" => {
                     // A consent-policy change reads the consents in SQL, and may hold rows.
                     inputs.flush(conn).await?;
                     queued.flush(conn).await?;
+                    self.content.decide(conn).await?;
                     self.known.forget();
                     configs::apply_customer(conn, decode(event)?, at).await
                 }
                 "CustomerCreated" | "CustomerDeactivated" | "CustomerReactivated" => {
-                    // They cancel and queue learner rows in SQL.
+                    // They cancel and queue learner rows in SQL, and change which
+                    // configurations are live.
                     queued.flush(conn).await?;
+                    self.content.decide(conn).await?;
                     let event: CustomerEvent = decode(event)?;
                     if let CustomerEvent::CustomerCreated { customer_id, .. }
                     | CustomerEvent::CustomerDeactivated { customer_id }
@@ -268,7 +283,9 @@ impl Batch {
                 }
                 _ => Ok(()),
             },
-            "content_item" => content::apply_content(conn, decode(event)?, at).await,
+            "content_item" => {
+                content::apply_content(conn, &mut self.content, decode(event)?, at).await
+            }
             "learner_membership" => {
                 learners::apply_membership(conn, inputs, queued, configured, decode(event)?, at)
                     .await
