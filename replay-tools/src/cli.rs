@@ -45,8 +45,8 @@ pub enum Command {
     ///
     /// Read models: catalog, consent, customers, learners, enrollments, outbox, transmissions.
     /// In place, the read models named are rebuilt together, reading the log once for all of
-    /// them. Consent, learners and enrollments fold the log in memory and write each table once
-    /// at the end (in place, their readers wait for those last seconds).
+    /// them. Consent, learners, enrollments and the catalog fold the log in memory and write
+    /// each table once at the end (in place, their readers wait for those last seconds).
     /// Rebuilding the outbox queues again everything still due, under the same idempotency keys.
     #[command(after_help = EXIT_CODES)]
     Rebuild(RebuildArgs),
