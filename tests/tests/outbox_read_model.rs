@@ -1184,6 +1184,23 @@ async fn dump(pool: &PgPool) -> Vec<(String, Value)> {
     tables
 }
 
+/// The tables after catching up on the whole log one event per batch.
+async fn one_event_at_a_time(pool: &PgPool) -> Vec<(String, Value)> {
+    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    e2e_tests::read_log(pool, committed as usize).await;
+    let one_by_one = RunnerOptions {
+        batch_size: 1,
+        ..RunnerOptions::default()
+    };
+    projections::runner::catch_up(pool, &Outbox, one_by_one)
+        .await
+        .unwrap();
+    dump(pool).await
+}
+
 /// A world with every kind of input: configurations, content in and out of scope, learners with
 /// and without consent, a grade change, a retirement.
 async fn busy_world(pool: &PgPool) -> World {
@@ -1207,19 +1224,7 @@ async fn busy_world(pool: &PgPool) -> World {
 async fn rebuild_gives_the_same_tables_as_incremental_catch_up(pool: PgPool) {
     busy_world(&pool).await;
     // Incremental: event by event. The rebuild applies the log in one batch.
-    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    e2e_tests::read_log(&pool, committed as usize).await;
-    let one_by_one = RunnerOptions {
-        batch_size: 1,
-        ..RunnerOptions::default()
-    };
-    projections::runner::catch_up(&pool, &Outbox, one_by_one)
-        .await
-        .unwrap();
-    let incremental = dump(&pool).await;
+    let incremental = one_event_at_a_time(&pool).await;
     let rows = |table: &str| {
         incremental
             .iter()
@@ -1253,19 +1258,7 @@ async fn content_decided_in_one_batch_as_one_event_at_a_time(pool: PgPool) {
     configure(&world, Channel::Sap, vec![]).await;
     publish(&world, run("course-v1:edX+Late+2025", "Late")).await;
 
-    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    e2e_tests::read_log(&pool, committed as usize).await;
-    let one_by_one = RunnerOptions {
-        batch_size: 1,
-        ..RunnerOptions::default()
-    };
-    projections::runner::catch_up(&pool, &Outbox, one_by_one)
-        .await
-        .unwrap();
-    let incremental = dump(&pool).await;
+    let incremental = one_event_at_a_time(&pool).await;
     let content_rows = incremental
         .iter()
         .find(|(name, _)| name == "outbox_items")

@@ -8,7 +8,7 @@
 //! each publication against every catalog, each in SQL). The tables are written with a binary
 //! `COPY` each.
 
-use super::{course_key_of, parse_filter, Item, CATALOG_EVENTS};
+use super::{course_key_of, json, parse_filter, parse_filter_update, Item, CATALOG_EVENTS};
 use crate::copy::CopyRows;
 use crate::projection::{decode, in_key_order, ApplyError, Fold};
 use async_trait::async_trait;
@@ -122,10 +122,7 @@ impl CatalogFold {
                 enabled_course_modes,
                 publish_audit_enrollment_urls,
             } => {
-                let filter = match &content_filter {
-                    Some(f) => Some(parse_filter(catalog_id.0, f)?),
-                    None => None,
-                };
+                let filter = parse_filter_update(catalog_id.0, content_filter.as_ref())?;
                 let modes = enabled_course_modes.as_deref().map(json).transpose()?;
                 let Some(catalog) = self
                     .catalogs
@@ -162,10 +159,6 @@ impl CatalogFold {
         }
         Ok(())
     }
-}
-
-fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, ApplyError> {
-    serde_json::to_value(value).map_err(|e| ApplyError::Malformed(e.to_string()))
 }
 
 #[async_trait]

@@ -40,7 +40,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::{self, ContentFilter};
 use domain::content::{ContentEvent, ContentMetadata, ContentType};
-use domain::course_mode::CourseMode;
 use domain::customer::CustomerEvent;
 use fold::CatalogFold;
 use serde_json::Value;
@@ -238,7 +237,7 @@ async fn store_content(
     metadata: &ContentMetadata,
 ) -> Result<bool, ApplyError> {
     let course_key = course_key_of(metadata);
-    let json = serde_json::to_value(metadata).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+    let json = json(metadata)?;
     // A row just inserted has no deleting transaction (`xmax` 0); an updated one has ours.
     let first: bool = sqlx::query_scalar(
         "INSERT INTO catalog_content
@@ -281,6 +280,19 @@ async fn catalog_filters(
         .collect()
 }
 
+/// A value as the JSON of a `jsonb` column.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, ApplyError> {
+    serde_json::to_value(value).map_err(|e| ApplyError::Malformed(e.to_string()))
+}
+
+/// The new filter of a `CatalogUpdated`, parsed, if it carries one.
+fn parse_filter_update(
+    catalog_id: Uuid,
+    filter: Option<&Value>,
+) -> Result<Option<ContentFilter>, ApplyError> {
+    filter.map(|f| parse_filter(catalog_id, f)).transpose()
+}
+
 /// A stored catalog filter, parsed; one that no longer parses stops the projection reading it
 /// (the outbox keeps catalogs too and reads them the same way).
 pub(crate) fn parse_filter(catalog_id: Uuid, filter: &Value) -> Result<ContentFilter, ApplyError> {
@@ -293,9 +305,6 @@ async fn apply_catalog(
     event: CustomerEvent,
     recorded_at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
-    let modes = |modes: &[CourseMode]| {
-        serde_json::to_value(modes).map_err(|e| ApplyError::Malformed(e.to_string()))
-    };
     match event {
         CustomerEvent::CatalogAdded {
             customer_id,
@@ -321,7 +330,7 @@ async fn apply_catalog(
             .bind(customer_id.0)
             .bind(&title)
             .bind(&content_filter)
-            .bind(modes(&enabled_course_modes)?)
+            .bind(json(&enabled_course_modes)?)
             .bind(publish_audit_enrollment_urls)
             .bind(recorded_at)
             .execute(&mut *conn)
@@ -336,11 +345,8 @@ async fn apply_catalog(
             enabled_course_modes,
             publish_audit_enrollment_urls,
         } => {
-            let filter = match &content_filter {
-                Some(f) => Some(parse_filter(catalog_id.0, f)?),
-                None => None,
-            };
-            let modes = enabled_course_modes.as_deref().map(modes).transpose()?;
+            let filter = parse_filter_update(catalog_id.0, content_filter.as_ref())?;
+            let modes = enabled_course_modes.as_deref().map(json).transpose()?;
             let updated = sqlx::query(
                 "UPDATE catalog_catalogs
                     SET title = COALESCE($3, title),
