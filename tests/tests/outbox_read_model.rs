@@ -794,6 +794,28 @@ async fn content_the_remote_holds_is_updated_then_deleted(pool: PgPool) {
     assert!(remote_content(&pool, config).await.unwrap().is_empty());
 }
 
+/// New metadata the configuration's catalog no longer admits: the item leaves its scope, and
+/// the remote that holds it is sent a delete.
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn an_update_the_filter_no_longer_admits_deletes_the_item(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let titled = add_catalog(&world, json!({"title": "Kept"})).await;
+    let config = configure(&world, Channel::Degreed2, vec![titled]).await;
+    let key = "course-v1:edX+Titled+2025";
+    publish(&world, run(key, "Kept")).await;
+    project(&pool, &Outbox).await;
+    send_all(&pool, "w").await;
+    assert_eq!(
+        remote_content(&pool, config).await.unwrap(),
+        [("courserun".to_string(), key.to_string())]
+    );
+
+    publish(&world, run(key, "Renamed")).await;
+    let rows = content_rows(&pool, config).await;
+    assert_eq!(statuses(&rows), [ItemStatus::Sent, ItemStatus::Pending]);
+    assert_eq!(rows[1].action, ItemAction::Delete);
+}
+
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
 async fn filter_change_moving_content_out_deletes_only_what_the_remote_holds(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;

@@ -17,7 +17,7 @@ use crate::projection::{column, ApplyError};
 use crate::read_models::catalog::{admitted_page, parse_filter, Item};
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::ContentFilter;
-use domain::content::{ContentEvent, ContentMetadata};
+use domain::content::ContentEvent;
 use domain::customer::CustomerEvent;
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -34,12 +34,12 @@ fn subject(content_type: &str, content_key: &str) -> String {
 
 /// What a batch carries for the content rules: the filters of the catalogs whose membership is
 /// kept (read once, forgotten on a catalog or configuration event), and the items its content
-/// events changed whose decisions are not made yet. Those are decided together, in one read of
-/// the scopes and targets and one [`transition`], at the end of the batch or before an event
-/// that reads or changes scopes, targets or live configurations (catalog, configuration and
-/// customer events: [`ContentBatch::decide`]), and before an item changes again: a content
-/// event changes only its own item's rows, so the decisions of distinct items do not depend
-/// on one another.
+/// events changed, whose rows, membership and decisions are not written yet. Those are written
+/// together, a few statements for all the items, then decided together, in one read of the
+/// scopes and targets and one [`transition`]: at the end of the batch or before an event that
+/// reads or changes content, scopes, targets or live configurations (catalog, configuration and
+/// customer events: [`ContentBatch::decide`]), and before an item changes again. A content event
+/// changes only its own item's rows, so distinct items do not depend on one another.
 #[derive(Default)]
 pub(super) struct ContentBatch {
     filters: Option<Vec<(Uuid, ContentFilter)>>,
@@ -50,15 +50,36 @@ pub(super) struct ContentBatch {
 /// An item whose membership or metadata changed, at the time of its event.
 struct Changed {
     item: Item,
-    metadata_changed: bool,
+    change: Change,
     at: DateTime<Utc>,
 }
 
+/// What changed of an item, and what of it is still to be written.
+enum Change {
+    /// Published or updated: its row and the catalogs that admit it are still to be written.
+    Published {
+        metadata: Value,
+        filter_view: Value,
+        admitting: Vec<Uuid>,
+    },
+    /// Retired: still to be marked unpublished and taken out of every catalog.
+    Retired,
+    /// Its membership changed, written by a catalog event.
+    Membership,
+}
+
+impl Changed {
+    fn metadata_changed(&self) -> bool {
+        matches!(self.change, Change::Published { .. })
+    }
+}
+
 impl ContentBatch {
-    /// Makes the decisions of the items changed since the last call.
+    /// Writes the items changed since the last call, then makes their decisions.
     pub(super) async fn decide(&mut self, conn: &mut PgConnection) -> Result<(), ApplyError> {
         self.seen.clear();
         let changed = std::mem::take(&mut self.undecided);
+        write_content(conn, &changed).await?;
         reconcile_items(conn, &changed).await
     }
 
@@ -67,25 +88,14 @@ impl ContentBatch {
         self.filters = None;
     }
 
-    fn changed(&mut self, item: Item, metadata_changed: bool, at: DateTime<Utc>) {
-        self.seen.insert(item.clone());
-        self.undecided.push(Changed {
-            item,
-            metadata_changed,
-            at,
-        });
-    }
-
-    /// Decides the items held first if `item` is one of them: its decision reads what the
-    /// held one's would change.
-    async fn before_changing(
-        &mut self,
-        conn: &mut PgConnection,
-        item: &Item,
-    ) -> Result<(), ApplyError> {
-        if self.seen.contains(item) {
+    /// Holds an item's change; an item already held is written and decided first, as its
+    /// decision reads what the held one's would change.
+    async fn hold(&mut self, conn: &mut PgConnection, changed: Changed) -> Result<(), ApplyError> {
+        if self.seen.contains(&changed.item) {
             self.decide(conn).await?;
         }
+        self.seen.insert(changed.item.clone());
+        self.undecided.push(changed);
         Ok(())
     }
 }
@@ -96,78 +106,113 @@ pub(super) async fn apply_content(
     event: ContentEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
-    match event {
+    let changed = match event {
         ContentEvent::ContentPublished { metadata } | ContentEvent::ContentUpdated { metadata } => {
-            let item = (
-                metadata.content_type.as_str().to_string(),
-                metadata.key.clone(),
-            );
-            batch.before_changing(conn, &item).await?;
-            store_content(conn, &metadata).await?;
             if batch.filters.is_none() {
                 batch.filters = Some(catalog_filters(conn).await?);
             }
-            let view = metadata.filter_view();
+            let filter_view = metadata.filter_view();
             let admitting: Vec<Uuid> = batch
                 .filters
                 .iter()
                 .flatten()
-                .filter(|(_, filter)| filter.matches(&view))
+                .filter(|(_, filter)| filter.matches(&filter_view))
                 .map(|(id, _)| *id)
                 .collect();
-            sqlx::query(
-                "WITH left_catalogs AS (
-                     DELETE FROM outbox_catalog_content
-                      WHERE content_type = $1 AND content_key = $2 AND catalog_id <> ALL($3))
-                 INSERT INTO outbox_catalog_content (catalog_id, content_type, content_key)
-                 SELECT unnest($3::uuid[]), $1, $2
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&item.0)
-            .bind(&item.1)
-            .bind(&admitting)
-            .execute(&mut *conn)
-            .await?;
-            batch.changed(item, true, at);
-            Ok(())
+            Changed {
+                item: (
+                    metadata.content_type.as_str().to_string(),
+                    metadata.key.clone(),
+                ),
+                change: Change::Published {
+                    metadata: serde_json::to_value(&metadata)
+                        .map_err(|e| ApplyError::Malformed(e.to_string()))?,
+                    filter_view,
+                    admitting,
+                },
+                at,
+            }
         }
-        ContentEvent::ContentRetired { content_type, key } => {
-            let item = (content_type.as_str().to_string(), key);
-            batch.before_changing(conn, &item).await?;
-            sqlx::query(
-                "WITH left_catalogs AS (
-                     DELETE FROM outbox_catalog_content WHERE content_type = $1 AND content_key = $2)
-                 UPDATE outbox_content SET published = false
-                  WHERE content_type = $1 AND content_key = $2",
-            )
-            .bind(&item.0)
-            .bind(&item.1)
-            .execute(&mut *conn)
-            .await?;
-            batch.changed(item, false, at);
-            Ok(())
-        }
-    }
+        ContentEvent::ContentRetired { content_type, key } => Changed {
+            item: (content_type.as_str().to_string(), key),
+            change: Change::Retired,
+            at,
+        },
+    };
+    batch.hold(conn, changed).await
 }
 
-async fn store_content(
-    conn: &mut PgConnection,
-    metadata: &ContentMetadata,
-) -> Result<(), ApplyError> {
-    let json = serde_json::to_value(metadata).map_err(|e| ApplyError::Malformed(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO outbox_content (content_type, content_key, metadata, filter_view, published)
-         VALUES ($1, $2, $3, $4, true)
-         ON CONFLICT (content_type, content_key) DO UPDATE
-            SET metadata = EXCLUDED.metadata, filter_view = EXCLUDED.filter_view,
-                published = true",
-    )
-    .bind(metadata.content_type.as_str())
-    .bind(&metadata.key)
-    .bind(json)
-    .bind(metadata.filter_view())
-    .execute(conn)
-    .await?;
+/// Writes the content rows and membership of the items published or retired (each item once).
+async fn write_content(conn: &mut PgConnection, changed: &[Changed]) -> Result<(), ApplyError> {
+    let mut published = Vec::new();
+    let mut admitted = Vec::new();
+    let mut retired = Vec::new();
+    for c in changed {
+        match &c.change {
+            Change::Published {
+                metadata,
+                filter_view,
+                admitting,
+            } => {
+                published.push((&c.item, metadata, filter_view));
+                admitted.extend(admitting.iter().map(|catalog| (*catalog, &c.item)));
+            }
+            Change::Retired => retired.push(&c.item),
+            Change::Membership => {}
+        }
+    }
+    if !published.is_empty() {
+        sqlx::query(
+            "INSERT INTO outbox_content (content_type, content_key, metadata, filter_view, published)
+             SELECT *, true FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])
+             ON CONFLICT (content_type, content_key) DO UPDATE
+                SET metadata = EXCLUDED.metadata, filter_view = EXCLUDED.filter_view,
+                    published = true",
+        )
+        .bind(column(&published, |(item, _, _)| item.0.as_str()))
+        .bind(column(&published, |(item, _, _)| item.1.as_str()))
+        .bind(column(&published, |(_, metadata, _)| *metadata))
+        .bind(column(&published, |(_, _, view)| *view))
+        .execute(&mut *conn)
+        .await?;
+        // The items leave the catalogs that no longer admit them and join those that now do.
+        sqlx::query(
+            "WITH admitted AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])
+                     AS a (catalog_id, content_type, content_key)),
+             left_catalogs AS (
+                 DELETE FROM outbox_catalog_content m
+                  USING UNNEST($4::text[], $5::text[]) AS it (content_type, content_key)
+                  WHERE m.content_type = it.content_type AND m.content_key = it.content_key
+                    AND (m.catalog_id, m.content_type, m.content_key)
+                        NOT IN (SELECT * FROM admitted))
+             INSERT INTO outbox_catalog_content (catalog_id, content_type, content_key)
+             SELECT * FROM admitted
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(column(&admitted, |(catalog, _)| *catalog))
+        .bind(column(&admitted, |(_, item)| item.0.as_str()))
+        .bind(column(&admitted, |(_, item)| item.1.as_str()))
+        .bind(column(&published, |(item, _, _)| item.0.as_str()))
+        .bind(column(&published, |(item, _, _)| item.1.as_str()))
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !retired.is_empty() {
+        sqlx::query(
+            "WITH left_catalogs AS (
+                 DELETE FROM outbox_catalog_content m
+                  USING UNNEST($1::text[], $2::text[]) AS it (content_type, content_key)
+                  WHERE m.content_type = it.content_type AND m.content_key = it.content_key)
+             UPDATE outbox_content c SET published = false
+               FROM UNNEST($1::text[], $2::text[]) AS it (content_type, content_key)
+              WHERE c.content_type = it.content_type AND c.content_key = it.content_key",
+        )
+        .bind(column(&retired, |item| item.0.as_str()))
+        .bind(column(&retired, |item| item.1.as_str()))
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -273,7 +318,7 @@ pub(super) async fn apply_catalog(
         .into_iter()
         .map(|item| Changed {
             item,
-            metadata_changed: false,
+            change: Change::Membership,
             at,
         })
         .collect();
@@ -382,7 +427,7 @@ async fn reconcile_items(conn: &mut PgConnection, changed: &[Changed]) -> Result
         .filter_map(|(n, config_id, customer_id, now_in, was_in, version)| {
             // WITH ORDINALITY counts from 1.
             let c = &changed[usize::try_from(n - 1).ok()?];
-            (now_in != was_in || (now_in && c.metadata_changed)).then(|| Decision {
+            (now_in != was_in || (now_in && c.metadata_changed())).then(|| Decision {
                 config_id,
                 customer_id,
                 item: c.item.clone(),
