@@ -8,9 +8,9 @@
 //! grant updated held rows that almost never exist (a row is held only for a completion
 //! recorded before the consent answer). Each is answered here with one statement per batch.
 
-use super::learners::{read_gates, Gate, RunKey};
+use super::learners::{read_gates, Gate, RunKey, REGISTRATION_CHANNELS};
 use crate::projection::decode;
-use domain::channel::Channel;
+use domain::channel::{Channel, ChannelEvent};
 use domain::completion::CompletionEvent;
 use domain::consent::{ConsentEvent, ConsentSubject};
 use domain::enrollment::EnrollmentEvent;
@@ -27,18 +27,20 @@ pub(super) struct Known {
 }
 
 impl Known {
-    /// Reads what the batch's events will ask: the held rows of its consent grants and the
-    /// gates of its completions and registrations, for the customers with a configuration
-    /// (`configured`) or one that registers enrollments (`registering`) when the batch begins.
-    /// A customer configured later in the batch has no rows from before it. An event that does
-    /// not decode is left to the batch, which stops there.
+    /// Reads what the batch's events will ask: the held rows of its consent grants, for the
+    /// customers with a configuration (`configured`) when the batch begins (a customer
+    /// configured later in the batch has no rows from before it), and the gates of its
+    /// completions and registrations, for those customers, the ones that register enrollments
+    /// (`registering`) and the ones the batch configures. An event that does not decode is left
+    /// to the batch, which stops there.
     pub(super) async fn load(
         conn: &mut PgConnection,
         configured: &HashSet<Uuid>,
         registering: &HashSet<Uuid>,
         events: &[&LoggedEvent],
     ) -> Result<Self, sqlx::Error> {
-        let (mut granting, mut runs) = (Vec::new(), Vec::new());
+        let (mut granting, mut completions, mut enrollments) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut configuring, mut registering_too) = (HashSet::new(), HashSet::new());
         for event in events {
             match (event.aggregate_type.as_str(), event.event_type.as_str()) {
                 ("consent", "ConsentGranted") => {
@@ -70,9 +72,7 @@ impl Known {
                         },
                     ) = decode(event)
                     {
-                        if configured.contains(&customer_id.0) {
-                            runs.push((customer_id.0, learner_id.0, course_run_id.0));
-                        }
+                        completions.push((customer_id.0, learner_id.0, course_run_id.0));
                     }
                 }
                 ("enrollment", "Enrolled") => {
@@ -83,18 +83,50 @@ impl Known {
                         ..
                     }) = decode(event)
                     {
-                        if registering.contains(&customer_id.0) {
-                            runs.push((customer_id.0, learner_id.0, course_run_id.0));
+                        enrollments.push((customer_id.0, learner_id.0, course_run_id.0));
+                    }
+                }
+                ("channel_configuration", "ChannelConfigurationCreated") => {
+                    if let Ok(ChannelEvent::ChannelConfigurationCreated {
+                        customer_id,
+                        settings,
+                        ..
+                    }) = decode(event)
+                    {
+                        configuring.insert(customer_id.0);
+                        if REGISTRATION_CHANNELS.contains(&settings.channel()) {
+                            registering_too.insert(customer_id.0);
                         }
                     }
                 }
                 _ => {}
             }
         }
+        // Read now: the runs of customers configured (or registering) when the batch begins.
+        // Read when first asked, a customer at a time: those of customers the batch configures.
+        let (mut now, mut later) = (Vec::new(), Vec::new());
+        let completions = completions.into_iter().map(|run| {
+            let (now, later) = (configured.contains(&run.0), configuring.contains(&run.0));
+            (run, now, later)
+        });
+        let enrollments = enrollments.into_iter().map(|run| {
+            let (now, later) = (
+                registering.contains(&run.0),
+                registering_too.contains(&run.0),
+            );
+            (run, now, later)
+        });
+        for (run, read_now, read_later) in completions.chain(enrollments) {
+            if read_now {
+                now.push(run);
+            } else if read_later {
+                later.push(run);
+            }
+        }
         Ok(Self {
             live: LiveConfigs::default(),
             held: HeldRows::load(conn, &granting).await?,
-            gates: Gates::load(conn, &runs).await?,
+            gates: Gates::load(conn, &now, later).await?,
         })
     }
 
@@ -207,30 +239,68 @@ impl HeldRows {
     }
 }
 
-/// The gates of learners' course runs as the written inputs gave them when the batch began.
-/// `None` once the batch has written its inputs out: each gate is then read when asked.
-pub(super) struct Gates(Option<HashMap<RunKey, Gate>>);
+/// The gates of learners' course runs as the written inputs gave them when the batch began:
+/// those of the customers configured then, read at once; those of the customers the batch
+/// configures, read together the first time one of the customer's is asked (what is written
+/// of them has not changed since the batch began). `None` once the batch has written its inputs
+/// out: each gate is then read when asked.
+pub(super) struct Gates {
+    read: Option<HashMap<RunKey, Gate>>,
+    /// The batch's runs of the customers it configures, and which customers' are not read yet.
+    later: HashMap<Uuid, Vec<RunKey>>,
+    unread: HashSet<Uuid>,
+}
 
 impl Gates {
-    async fn load(conn: &mut PgConnection, runs: &[RunKey]) -> Result<Self, sqlx::Error> {
-        if runs.is_empty() {
-            return Ok(Self(Some(HashMap::new())));
+    async fn load(
+        conn: &mut PgConnection,
+        now: &[RunKey],
+        later: Vec<RunKey>,
+    ) -> Result<Self, sqlx::Error> {
+        let read = if now.is_empty() {
+            HashMap::new()
+        } else {
+            read_gates(conn, now).await?
+        };
+        let mut by_customer: HashMap<Uuid, Vec<RunKey>> = HashMap::new();
+        for run in later {
+            by_customer.entry(run.0).or_default().push(run);
         }
-        Ok(Self(Some(read_gates(conn, runs).await?)))
+        Ok(Self {
+            read: Some(read),
+            unread: by_customer.keys().copied().collect(),
+            later: by_customer,
+        })
     }
 
-    /// The gate of the run, if it was read when the batch began and is still what is written.
-    pub(super) fn get(&self, run: &RunKey) -> Option<&Gate> {
-        self.0.as_ref()?.get(run)
+    /// The gate of the run, if it is one of the batch's and still what is written.
+    pub(super) async fn get(
+        &mut self,
+        conn: &mut PgConnection,
+        run: &RunKey,
+    ) -> Result<Option<Gate>, sqlx::Error> {
+        let Some(read) = &mut self.read else {
+            return Ok(None);
+        };
+        if self.unread.remove(&run.0) {
+            if let Some(runs) = self.later.get(&run.0) {
+                read.extend(read_gates(conn, runs).await?);
+            }
+        }
+        Ok(read.get(run).cloned())
     }
 
     fn forget(&mut self) {
-        self.0 = None;
+        self.read = None;
     }
 
+    /// The customer's activity or flags changed: its gates are read again when next asked.
     fn forget_customer(&mut self, customer: Uuid) {
-        if let Some(gates) = &mut self.0 {
-            gates.retain(|(of, _, _), _| *of != customer);
+        if let Some(read) = &mut self.read {
+            read.retain(|(of, _, _), _| *of != customer);
+        }
+        if self.later.contains_key(&customer) {
+            self.unread.insert(customer);
         }
     }
 }

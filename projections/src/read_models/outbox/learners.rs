@@ -132,7 +132,16 @@ pub(super) async fn apply_enrollment(
         return Ok(());
     }
     let key = consent_key(&run)?;
-    let gate = Gate::read(conn, inputs, &known.gates, customer, learner, &run, &key).await?;
+    let gate = Gate::read(
+        conn,
+        inputs,
+        &mut known.gates,
+        customer,
+        learner,
+        &run,
+        &key,
+    )
+    .await?;
     let Some(status) = gate.status() else {
         return Ok(());
     };
@@ -337,20 +346,20 @@ pub(super) async fn read_gates(
 
 impl Gate {
     /// The gate of a learner's course run as the written inputs give it (read with the batch's
-    /// other gates when the batch began, or now), with what the batch has folded since and not
-    /// written yet taken over it: the newer word.
+    /// other gates, or its customer's, or now: see `Gates`), with what the batch has folded
+    /// since and not written yet taken over it: the newer word.
     async fn read(
         conn: &mut PgConnection,
         inputs: &LearnerInputs,
-        gates: &Gates,
+        gates: &mut Gates,
         customer: Uuid,
         learner: Uuid,
         run: &str,
         key: &str,
     ) -> Result<Self, sqlx::Error> {
         let run_key = (customer, learner, run.to_string());
-        let written = match gates.get(&run_key) {
-            Some(gate) => Some(gate.clone()),
+        let written = match gates.get(conn, &run_key).await? {
+            Some(gate) => Some(gate),
             None => read_gates(conn, std::slice::from_ref(&run_key))
                 .await?
                 .remove(&run_key),
@@ -461,7 +470,16 @@ pub(super) async fn apply_completion(
         return Ok(());
     }
     let key = consent_key(&run)?;
-    let gate = Gate::read(conn, inputs, &known.gates, customer, learner, &run, &key).await?;
+    let gate = Gate::read(
+        conn,
+        inputs,
+        &mut known.gates,
+        customer,
+        learner,
+        &run,
+        &key,
+    )
+    .await?;
     let Some(status_of_row) = gate.status() else {
         return Ok(());
     };
