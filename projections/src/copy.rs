@@ -5,42 +5,54 @@
 //! about twice as fast as the same rows bound as arrays and unnested by an `INSERT` (README,
 //! Performance). `COPY` has no `ON CONFLICT`, so upserts keep their `UNNEST` statements.
 //!
-//! Each value is encoded by its sqlx [`Encode`] implementation, the same bytes a bound
-//! parameter of that type carries: scalar types only (uuid, text, bool, integers, floats,
-//! timestamps, jsonb), whose encoding needs no type looked up on the server.
+//! The rows are sent as they are encoded, a chunk at a time ([`CopyRows::send_full`]), so that
+//! PostgreSQL takes one chunk while the next is encoded. Each value is encoded by its sqlx
+//! [`Encode`] implementation, the same bytes a bound parameter of that type carries: scalar
+//! types only (uuid, text, bool, integers, floats, timestamps, jsonb), whose encoding needs no
+//! type looked up on the server.
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::PgArgumentBuffer;
+use sqlx::postgres::{PgArgumentBuffer, PgCopyIn};
 use sqlx::{Encode, PgConnection, Postgres};
 
 /// The signature, flags and header extension that open every binary `COPY` stream.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
-/// Rows of one table in PostgreSQL's binary `COPY` format, built row by row and sent with
-/// [`CopyRows::copy_into`].
-pub struct CopyRows {
+/// Bytes encoded before [`CopyRows::send_full`] sends them.
+const CHUNK: usize = 1 << 20;
+
+/// A binary `COPY` into one table, fed row by row.
+pub struct CopyRows<'c> {
+    copy: PgCopyIn<&'c mut PgConnection>,
     buf: PgArgumentBuffer,
     columns: i16,
     /// Values written in the current row, to catch a row with too few or too many.
     in_row: i16,
-    rows: u64,
     /// The first value that could not be encoded; the copy fails with it.
     error: Option<BoxDynError>,
 }
 
-impl CopyRows {
-    /// An empty set of rows of `columns` values each.
-    pub fn new(columns: i16) -> Self {
+impl<'c> CopyRows<'c> {
+    /// Starts `COPY <target> FROM STDIN (FORMAT binary)`, where `target` is the table and its
+    /// columns (`"t (a, b)"`), `columns` of them.
+    pub async fn start(
+        conn: &'c mut PgConnection,
+        target: &str,
+        columns: i16,
+    ) -> Result<Self, sqlx::Error> {
+        let copy = conn
+            .copy_in_raw(&format!("COPY {target} FROM STDIN (FORMAT binary)"))
+            .await?;
         let mut buf = PgArgumentBuffer::default();
         buf.extend_from_slice(HEADER);
-        CopyRows {
+        Ok(CopyRows {
+            copy,
             buf,
             columns,
             in_row: columns,
-            rows: 0,
             error: None,
-        }
+        })
     }
 
     /// Starts a row; its values follow, in the columns' order, with [`CopyRows::value`].
@@ -48,7 +60,6 @@ impl CopyRows {
         self.check_row_complete();
         self.buf.extend_from_slice(&self.columns.to_be_bytes());
         self.in_row = 0;
-        self.rows += 1;
         self
     }
 
@@ -72,14 +83,31 @@ impl CopyRows {
         self
     }
 
-    /// How many rows were started.
-    pub fn len(&self) -> u64 {
-        self.rows
+    /// Sends the rows encoded so far once they fill a chunk.
+    pub async fn send_full(&mut self) -> Result<(), sqlx::Error> {
+        if self.buf.len() >= CHUNK {
+            self.send().await?;
+        }
+        Ok(())
     }
 
-    /// Whether no row was started.
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
+    /// Sends the rest and ends the copy; returns how many rows PostgreSQL took. A value that
+    /// could not be encoded fails the copy, and nothing of it is kept.
+    pub async fn finish(mut self) -> Result<u64, sqlx::Error> {
+        self.check_row_complete();
+        self.buf.extend_from_slice(&(-1_i16).to_be_bytes());
+        self.send().await?;
+        self.copy.finish().await
+    }
+
+    async fn send(&mut self) -> Result<(), sqlx::Error> {
+        if let Some(error) = self.error.take() {
+            // Dropping the copy ends it with an error on the server.
+            return Err(sqlx::Error::Encode(error));
+        }
+        self.copy.send(&self.buf[..]).await?;
+        self.buf.clear();
+        Ok(())
     }
 
     fn check_row_complete(&mut self) {
@@ -92,29 +120,5 @@ impl CopyRows {
                 .into(),
             );
         }
-    }
-
-    /// Sends the rows with `COPY <target> FROM STDIN (FORMAT binary)`, where `target` is the
-    /// table and its columns (`"t (a, b)"`), and returns how many rows PostgreSQL took. Nothing
-    /// is sent when there are no rows, or when a value could not be encoded.
-    pub async fn copy_into(
-        mut self,
-        conn: &mut PgConnection,
-        target: &str,
-    ) -> Result<u64, sqlx::Error> {
-        if self.rows == 0 {
-            return Ok(0);
-        }
-        self.check_row_complete();
-        if let Some(error) = self.error {
-            return Err(sqlx::Error::Encode(error));
-        }
-        self.buf.extend_from_slice(&(-1_i16).to_be_bytes());
-        let mut copy = conn
-            .copy_in_raw(&format!("COPY {target} FROM STDIN (FORMAT binary)"))
-            .await?;
-        // A failed send drops `copy`, which ends the COPY with an error on the server.
-        copy.send(&self.buf[..]).await?;
-        copy.finish().await
     }
 }

@@ -222,7 +222,7 @@ impl Changes {
         let records = in_key_order(self.records);
         match mode {
             WriteMode::Insert => {
-                let mut rows = CopyRows::new(7);
+                let mut rows = CopyRows::start(conn, RECORDS, 7).await?;
                 for ((customer, learner, subject_type, key), (granted, source, at)) in &records {
                     rows.row()
                         .value(customer)
@@ -232,8 +232,9 @@ impl Changes {
                         .value(granted)
                         .value(source)
                         .value(at);
+                    rows.send_full().await?;
                 }
-                rows.copy_into(conn, RECORDS).await?;
+                rows.finish().await?;
             }
             WriteMode::Upsert if !records.is_empty() => {
                 let mut columns = (
@@ -298,11 +299,12 @@ impl Changes {
         enrollments.sort_unstable();
         match mode {
             WriteMode::Insert => {
-                let mut rows = CopyRows::new(3);
+                let mut rows = CopyRows::start(conn, ENROLLMENTS, 3).await?;
                 for (customer, learner, course_key) in &enrollments {
                     rows.row().value(customer).value(learner).value(course_key);
+                    rows.send_full().await?;
                 }
-                rows.copy_into(conn, ENROLLMENTS).await?;
+                rows.finish().await?;
             }
             WriteMode::Upsert if !enrollments.is_empty() => {
                 let mut columns = (Vec::new(), Vec::new(), Vec::new());

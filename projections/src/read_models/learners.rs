@@ -346,7 +346,7 @@ impl Memberships {
         }
         match mode {
             WriteMode::Insert => {
-                let mut rows = CopyRows::new(7);
+                let mut rows = CopyRows::start(conn, MEMBERSHIPS, 7).await?;
                 for ((customer, learner), m) in &changed {
                     rows.row()
                         .value(customer)
@@ -356,8 +356,9 @@ impl Memberships {
                         .value(m.is_relinkable)
                         .value(m.created_at)
                         .value(m.updated_at);
+                    rows.send_full().await?;
                 }
-                rows.copy_into(conn, MEMBERSHIPS).await?;
+                rows.finish().await?;
             }
             WriteMode::Upsert if !changed.is_empty() => {
                 sqlx::query(&format!(

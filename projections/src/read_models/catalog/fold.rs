@@ -180,7 +180,13 @@ impl Fold for CatalogFold {
         let content = in_key_order(self.content);
         let catalogs = in_key_order(self.catalogs);
 
-        let mut rows = CopyRows::new(6);
+        let mut rows = CopyRows::start(
+            conn,
+            "catalog_content
+                (content_type, content_key, course_key, metadata, filter_view, published)",
+            6,
+        )
+        .await?;
         for ((content_type, key), c) in &content {
             rows.row()
                 .value(content_type)
@@ -189,15 +195,17 @@ impl Fold for CatalogFold {
                 .value(&c.metadata)
                 .value(&c.filter_view)
                 .value(c.published);
+            rows.send_full().await?;
         }
-        rows.copy_into(
+        rows.finish().await?;
+
+        let mut rows = CopyRows::start(
             conn,
-            "catalog_content
-                (content_type, content_key, course_key, metadata, filter_view, published)",
+            "catalog_catalogs (catalog_id, customer_id, title, content_filter,
+                enabled_course_modes, publish_audit_enrollment_urls, added_at)",
+            7,
         )
         .await?;
-
-        let mut rows = CopyRows::new(7);
         for (id, c) in &catalogs {
             rows.row()
                 .value(id)
@@ -207,29 +215,27 @@ impl Fold for CatalogFold {
                 .value(&c.enabled_course_modes)
                 .value(c.publish_audit_enrollment_urls)
                 .value(c.added_at);
+            rows.send_full().await?;
         }
-        rows.copy_into(
-            conn,
-            "catalog_catalogs (catalog_id, customer_id, title, content_filter,
-                enabled_course_modes, publish_audit_enrollment_urls, added_at)",
-        )
-        .await?;
+        rows.finish().await?;
 
         let published: Vec<&(Item, Content)> =
             content.iter().filter(|(_, c)| c.published).collect();
-        let mut rows = CopyRows::new(3);
+        let mut rows = CopyRows::start(
+            conn,
+            "catalog_membership (catalog_id, content_type, content_key)",
+            3,
+        )
+        .await?;
         for (id, catalog) in &catalogs {
             for ((content_type, key), c) in &published {
                 if catalog.filter.matches(&c.filter_view) {
                     rows.row().value(id).value(content_type).value(key);
+                    rows.send_full().await?;
                 }
             }
         }
-        rows.copy_into(
-            conn,
-            "catalog_membership (catalog_id, content_type, content_key)",
-        )
-        .await?;
+        rows.finish().await?;
         Ok(())
     }
 }

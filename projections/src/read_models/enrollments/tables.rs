@@ -306,15 +306,16 @@ async fn write_consents(
 ) -> Result<(), sqlx::Error> {
     let rows = consents.into_written();
     if mode == WriteMode::Insert {
-        let mut copy = CopyRows::new(4);
+        let mut copy = CopyRows::start(conn, CONSENTS, 4).await?;
         for ((customer, learner, course_key), granted) in &rows {
             copy.row()
                 .value(customer)
                 .value(learner)
                 .value(course_key)
                 .value(granted);
+            copy.send_full().await?;
         }
-        copy.copy_into(conn, CONSENTS).await?;
+        copy.finish().await?;
         return Ok(());
     }
     if rows.is_empty() {
@@ -396,7 +397,7 @@ async fn write_completions(
 ) -> Result<(), sqlx::Error> {
     let rows = completions.into_written();
     if mode == WriteMode::Insert {
-        let mut copy = CopyRows::new(8);
+        let mut copy = CopyRows::start(conn, COMPLETIONS, 8).await?;
         for ((customer, learner, run), c) in &rows {
             copy.row()
                 .value(customer)
@@ -407,8 +408,9 @@ async fn write_completions(
                 .value(c.passed_date)
                 .value(c.current_grade)
                 .value(c.letter_grade.as_str());
+            copy.send_full().await?;
         }
-        copy.copy_into(conn, COMPLETIONS).await?;
+        copy.finish().await?;
         return Ok(());
     }
     if rows.is_empty() {
@@ -474,7 +476,7 @@ async fn copy_report(
     conn: &mut PgConnection,
     rows: impl Iterator<Item = &StoredRow>,
 ) -> Result<(), sqlx::Error> {
-    let mut copy = CopyRows::new(27);
+    let mut copy = CopyRows::start(conn, REPORT, 27).await?;
     for r in rows {
         copy.row()
             .value(r.enrollment_id)
@@ -504,8 +506,9 @@ async fn copy_report(
             .value(r.letter_grade.as_deref())
             .value(r.enterprise_name.as_deref())
             .value(r.created);
+        copy.send_full().await?;
     }
-    copy.copy_into(conn, REPORT).await?;
+    copy.finish().await?;
     Ok(())
 }
 
