@@ -5,8 +5,8 @@
 //! about twice as fast as the same rows bound as arrays and unnested by an `INSERT` (README,
 //! Performance). `COPY` has no `ON CONFLICT`, so upserts keep their `UNNEST` statements.
 //!
-//! The rows are sent as they are encoded, a chunk at a time ([`CopyRows::send_full`]), so that
-//! PostgreSQL takes one chunk while the next is encoded. Each value is encoded by its sqlx
+//! The rows are sent as they are encoded, a chunk at a time ([`CopyRows::send_full`]): a table is
+//! never held whole in memory as `COPY` data. Each value is encoded by its sqlx
 //! [`Encode`] implementation, the same bytes a bound parameter of that type carries: scalar
 //! types only (uuid, text, bool, integers, floats, timestamps, jsonb), whose encoding needs no
 //! type looked up on the server.
