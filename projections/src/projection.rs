@@ -114,6 +114,11 @@ pub fn decode<E: DeserializeOwned>(event: &LoggedEvent) -> Result<E, ApplyError>
     E::deserialize(&event.payload).map_err(|e| ApplyError::Malformed(e.to_string()))
 }
 
+/// A value as the JSON a `jsonb` column takes; a value that does not serialize is malformed.
+pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<serde_json::Value, ApplyError> {
+    serde_json::to_value(value).map_err(|e| ApplyError::Malformed(e.to_string()))
+}
+
 /// The values of one column of `rows`, as an array parameter (for an `UNNEST` of many rows).
 pub fn column<'a, R, T>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Vec<T> {
     rows.iter().map(value).collect()

@@ -8,9 +8,9 @@
 //! each publication against every catalog, each in SQL). The tables are written with a binary
 //! `COPY` each.
 
-use super::{course_key_of, json, parse_filter, parse_filter_update, Item, CATALOG_EVENTS};
+use super::{course_key_of, parse_filter, parse_filter_update, Item, CATALOG_EVENTS};
 use crate::copy::CopyRows;
-use crate::projection::{decode, in_key_order, ApplyError, Fold};
+use crate::projection::{decode, in_key_order, to_json, ApplyError, Fold};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::ContentFilter;
@@ -69,7 +69,7 @@ impl CatalogFold {
                 );
                 let row = Content {
                     course_key: course_key_of(&metadata),
-                    metadata: json(&metadata)?,
+                    metadata: to_json(&metadata)?,
                     filter_view: metadata.filter_view(),
                     published: true,
                 };
@@ -108,7 +108,7 @@ impl CatalogFold {
                     title,
                     filter: parse_filter(catalog_id.0, &content_filter)?,
                     content_filter,
-                    enabled_course_modes: json(&enabled_course_modes)?,
+                    enabled_course_modes: to_json(&enabled_course_modes)?,
                     publish_audit_enrollment_urls,
                     added_at: recorded_at,
                 };
@@ -123,7 +123,7 @@ impl CatalogFold {
                 publish_audit_enrollment_urls,
             } => {
                 let filter = parse_filter_update(catalog_id.0, content_filter.as_ref())?;
-                let modes = enabled_course_modes.as_deref().map(json).transpose()?;
+                let modes = enabled_course_modes.as_deref().map(to_json).transpose()?;
                 let Some(catalog) = self
                     .catalogs
                     .get_mut(&catalog_id.0)

@@ -35,7 +35,7 @@
 //! tables with one read of the log folds the content and catalogs in memory and computes the
 //! membership once, at the end (see `fold.rs`).
 
-use crate::projection::{decode, ApplyError, Fold, Projection};
+use crate::projection::{decode, to_json, ApplyError, Fold, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::{self, ContentFilter};
@@ -237,7 +237,7 @@ async fn store_content(
     metadata: &ContentMetadata,
 ) -> Result<bool, ApplyError> {
     let course_key = course_key_of(metadata);
-    let json = json(metadata)?;
+    let json = to_json(metadata)?;
     // A row just inserted has no deleting transaction (`xmax` 0); an updated one has ours.
     let first: bool = sqlx::query_scalar(
         "INSERT INTO catalog_content
@@ -278,11 +278,6 @@ async fn catalog_filters(
     rows.into_iter()
         .map(|(id, filter)| Ok((id, parse_filter(id, &filter)?)))
         .collect()
-}
-
-/// A value as the JSON of a `jsonb` column.
-fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, ApplyError> {
-    serde_json::to_value(value).map_err(|e| ApplyError::Malformed(e.to_string()))
 }
 
 /// The new filter of a `CatalogUpdated`, parsed, if it carries one.
@@ -330,7 +325,7 @@ async fn apply_catalog(
             .bind(customer_id.0)
             .bind(&title)
             .bind(&content_filter)
-            .bind(json(&enabled_course_modes)?)
+            .bind(to_json(&enabled_course_modes)?)
             .bind(publish_audit_enrollment_urls)
             .bind(recorded_at)
             .execute(&mut *conn)
@@ -346,7 +341,7 @@ async fn apply_catalog(
             publish_audit_enrollment_urls,
         } => {
             let filter = parse_filter_update(catalog_id.0, content_filter.as_ref())?;
-            let modes = enabled_course_modes.as_deref().map(json).transpose()?;
+            let modes = enabled_course_modes.as_deref().map(to_json).transpose()?;
             let updated = sqlx::query(
                 "UPDATE catalog_catalogs
                     SET title = COALESCE($3, title),

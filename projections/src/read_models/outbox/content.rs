@@ -13,7 +13,7 @@
 //! stays configured.
 
 use super::{item_id, ItemAction, ItemKind};
-use crate::projection::{column, ApplyError};
+use crate::projection::{column, to_json, ApplyError};
 use crate::read_models::catalog::{admitted_page, parse_filter, Item};
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::ContentFilter;
@@ -125,8 +125,7 @@ pub(super) async fn apply_content(
                     metadata.key.clone(),
                 ),
                 change: Change::Published {
-                    metadata: serde_json::to_value(&metadata)
-                        .map_err(|e| ApplyError::Malformed(e.to_string()))?,
+                    metadata: to_json(&metadata)?,
                     filter_view,
                     admitting,
                 },
