@@ -18,7 +18,7 @@
 //! so, writing each table once.
 
 use crate::copy::CopyRows;
-use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
+use crate::projection::{column, decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::consent::{ConsentEvent, ConsentSubject};
@@ -237,24 +237,6 @@ impl Changes {
                 rows.finish().await?;
             }
             WriteMode::Upsert if !records.is_empty() => {
-                let mut columns = (
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                );
-                for ((customer, learner, subject_type, key), (granted, source, at)) in records {
-                    columns.0.push(customer);
-                    columns.1.push(learner);
-                    columns.2.push(subject_type);
-                    columns.3.push(key);
-                    columns.4.push(granted);
-                    columns.5.push(source);
-                    columns.6.push(at);
-                }
                 sqlx::query(&format!(
                     "INSERT INTO {RECORDS}
                      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[],
@@ -263,13 +245,13 @@ impl Changes {
                         SET granted = EXCLUDED.granted, source = EXCLUDED.source,
                             updated_at = EXCLUDED.updated_at"
                 ))
-                .bind(columns.0)
-                .bind(columns.1)
-                .bind(columns.2)
-                .bind(columns.3)
-                .bind(columns.4)
-                .bind(columns.5)
-                .bind(columns.6)
+                .bind(column(&records, |((customer, ..), _)| *customer))
+                .bind(column(&records, |((_, learner, ..), _)| *learner))
+                .bind(column(&records, |((.., subject_type, _), _)| *subject_type))
+                .bind(column(&records, |((.., key), _)| key.as_str()))
+                .bind(column(&records, |(_, (granted, ..))| *granted))
+                .bind(column(&records, |(_, (_, source, _))| source.as_str()))
+                .bind(column(&records, |(_, (.., at))| *at))
                 .execute(&mut *conn)
                 .await?;
             }
@@ -307,20 +289,14 @@ impl Changes {
                 rows.finish().await?;
             }
             WriteMode::Upsert if !enrollments.is_empty() => {
-                let mut columns = (Vec::new(), Vec::new(), Vec::new());
-                for (customer, learner, course_key) in enrollments {
-                    columns.0.push(customer);
-                    columns.1.push(learner);
-                    columns.2.push(course_key);
-                }
                 sqlx::query(&format!(
                     "INSERT INTO {ENROLLMENTS}
                      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[])
                      ON CONFLICT DO NOTHING"
                 ))
-                .bind(columns.0)
-                .bind(columns.1)
-                .bind(columns.2)
+                .bind(column(&enrollments, |(customer, ..)| *customer))
+                .bind(column(&enrollments, |(_, learner, _)| *learner))
+                .bind(column(&enrollments, |(.., course_key)| course_key.as_str()))
                 .execute(&mut *conn)
                 .await?;
             }

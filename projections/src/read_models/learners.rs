@@ -23,7 +23,7 @@
 //! ([`FromZero`]).
 
 use crate::copy::CopyRows;
-use crate::projection::{decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
+use crate::projection::{column, decode, in_key_order, ApplyError, Fold, Projection, WriteMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{CustomerId, LearnerId};
@@ -370,33 +370,13 @@ impl Memberships {
                             is_relinkable = EXCLUDED.is_relinkable,
                             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at"
                 ))
-                .bind(changed.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
-                .bind(changed.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
-                .bind(
-                    changed
-                        .iter()
-                        .map(|(_, m)| m.state.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(changed.iter().map(|(_, m)| m.active).collect::<Vec<_>>())
-                .bind(
-                    changed
-                        .iter()
-                        .map(|(_, m)| m.is_relinkable)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    changed
-                        .iter()
-                        .map(|(_, m)| m.created_at)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    changed
-                        .iter()
-                        .map(|(_, m)| m.updated_at)
-                        .collect::<Vec<_>>(),
-                )
+                .bind(column(&changed, |(k, _)| k.0))
+                .bind(column(&changed, |(k, _)| k.1))
+                .bind(column(&changed, |(_, m)| m.state.as_str()))
+                .bind(column(&changed, |(_, m)| m.active))
+                .bind(column(&changed, |(_, m)| m.is_relinkable))
+                .bind(column(&changed, |(_, m)| m.created_at))
+                .bind(column(&changed, |(_, m)| m.updated_at))
                 .execute(&mut *conn)
                 .await?;
             }

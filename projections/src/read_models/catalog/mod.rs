@@ -35,7 +35,7 @@
 //! tables with one read of the log folds the content and catalogs in memory and computes the
 //! membership once, at the end (see `fold.rs`).
 
-use crate::projection::{decode, to_json, ApplyError, Fold, Projection};
+use crate::projection::{column, decode, to_json, ApplyError, Fold, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::catalog_filter::{self, ContentFilter};
@@ -212,19 +212,13 @@ impl Joins {
         }
         let mut rows = std::mem::take(&mut self.0);
         rows.sort_unstable();
-        let (mut catalogs, mut types, mut keys) = (Vec::new(), Vec::new(), Vec::new());
-        for (catalog, content_type, key) in rows {
-            catalogs.push(catalog);
-            types.push(content_type);
-            keys.push(key);
-        }
         sqlx::query(
             "INSERT INTO catalog_membership (catalog_id, content_type, content_key)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])",
         )
-        .bind(catalogs)
-        .bind(types)
-        .bind(keys)
+        .bind(column(&rows, |(catalog, ..)| *catalog))
+        .bind(column(&rows, |(_, content_type, _)| content_type.as_str()))
+        .bind(column(&rows, |(.., key)| key.as_str()))
         .execute(conn)
         .await?;
         Ok(())
