@@ -511,7 +511,10 @@ async fn transition(conn: &mut PgConnection, decisions: &[Decision]) -> Result<(
         .collect();
     // `held`: the remote holds the item, or is about to (a create or update in flight may
     // succeed). The open row, if any, takes the new decision (coalescing); it keeps its
-    // attempts and its next attempt time.
+    // attempts and its next attempt time. A withdrawal finds the open row it cancels by a
+    // lookup of its own: joined on (configuration, kind, subject), the planner, without
+    // statistics for tables a rebuild has just emptied, could scan every open row against
+    // every decision (half a second for one batch of a rebuild).
     sqlx::query(&format!(
         "WITH decision AS (
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[],
@@ -532,15 +535,19 @@ async fn transition(conn: &mut PgConnection, decisions: &[Decision]) -> Result<(
                  OR EXISTS (SELECT 1 FROM outbox_items i
                              WHERE i.config_id = d.config_id AND i.kind = $9
                                AND i.subject = d.subject AND i.status = 'leased'
-                               AND i.present) AS held
+                               AND i.present) AS held,
+                    CASE WHEN NOT d.present THEN
+                        (SELECT i.item_id FROM outbox_items i
+                          WHERE i.config_id = d.config_id AND i.kind = $9
+                            AND i.subject = d.subject AND i.status IN ('pending', 'held'))
+                    END AS open_item
                FROM decision d),
          cancelled AS (
              UPDATE outbox_items i
                 SET status = 'cancelled', updated_at = d.at,
                     cancel_reason = 'left the scope before it was sent'
                FROM decided d
-              WHERE i.config_id = d.config_id AND i.kind = $9 AND i.subject = d.subject
-                AND i.status IN ('pending', 'held') AND NOT d.present AND NOT d.held)
+              WHERE i.item_id = d.open_item AND NOT d.held)
          INSERT INTO outbox_items (item_id, config_id, customer_id, kind, action, subject, version,
                 present, content_type, content_key, payload, status, attempts, next_attempt_at,
                 created_at, updated_at)
