@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
-/// Rebuilds and runners allocate a tree per event payload on one thread and free it on
+/// Rebuilds and runners allocate the events of a batch on one thread and free them on
 /// another, where the system allocator spent much of a rebuild on its own locks (README,
 /// Performance).
 #[global_allocator]

@@ -107,11 +107,9 @@ pub enum ApplyError {
     Database(#[from] sqlx::Error),
 }
 
-/// Decodes an event's payload into the aggregate's event type, reading the payload in place
-/// (every projection decodes most events it reads: a copy of each payload tree was a
-/// measurable share of a rebuild).
+/// Decodes an event's payload, as the log holds it, into the aggregate's event type.
 pub fn decode<E: DeserializeOwned>(event: &LoggedEvent) -> Result<E, ApplyError> {
-    E::deserialize(&event.payload).map_err(|e| ApplyError::Malformed(e.to_string()))
+    serde_json::from_str(event.payload.get()).map_err(|e| ApplyError::Malformed(e.to_string()))
 }
 
 /// A value as the JSON a `jsonb` column takes; a value that does not serialize is malformed.

@@ -4,7 +4,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-/// Rebuilds and runners allocate a tree per event payload on one thread and free it on
+/// Rebuilds and runners allocate the events of a batch on one thread and free them on
 /// another, where the system allocator spent much of a rebuild on its own locks (README,
 /// Performance).
 #[global_allocator]

@@ -237,7 +237,7 @@ async fn reader_and_payloads(conn: &mut PgConnection) -> Result<Vec<Problem>, To
 /// Why an (upcast) event does not decode into its aggregate's events, if it does not.
 fn decode_problem(event: &LoggedEvent) -> Option<String> {
     fn check<E: DeserializeOwned + DomainEvent>(event: &LoggedEvent) -> Option<String> {
-        match serde_json::from_value::<E>(event.payload.clone()) {
+        match serde_json::from_str::<E>(event.payload.get()) {
             Err(e) => Some(format!(
                 "the payload does not decode as {}: {e}",
                 event.event_type

@@ -2,7 +2,7 @@
 //! them reads ([`Needs`]).
 
 use super::fold::{Completion, ConsentKey, Coupon, Run, RunKey};
-use crate::projection::ApplyError;
+use crate::projection::{decode, ApplyError};
 use chrono::{DateTime, Utc};
 use domain::completion::{CompletionEvent, GradeLabel, ProgressStatus};
 use domain::consent::{ConsentEvent, ConsentSubject};
@@ -11,7 +11,7 @@ use domain::coupon::{CouponBenefit, CouponEvent};
 use domain::customer::CustomerEvent;
 use domain::enrollment::EnrollmentEvent;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use store::log::LoggedEvent;
 use uuid::Uuid;
@@ -94,12 +94,6 @@ pub(super) fn decode_input(event: &LoggedEvent) -> Result<Option<Input>, ApplyEr
     }
 }
 
-/// Decodes the payload where it lies (as [`crate::projection::decode`] does, with the same
-/// errors, but without copying the payload first).
-fn decode<'a, E: Deserialize<'a>>(event: &'a LoggedEvent) -> Result<E, ApplyError> {
-    E::deserialize(&event.payload).map_err(|e| ApplyError::Malformed(e.to_string()))
-}
-
 fn wanted(event: &LoggedEvent) -> bool {
     match event.aggregate_type.as_str() {
         "enrollment" | "consent" => true,
@@ -110,13 +104,14 @@ fn wanted(event: &LoggedEvent) -> bool {
         // Courses' and programs' metadata (told by a look into the payload) is never decoded;
         // anything else is, so a malformed payload still stops the projection.
         "content_item" => {
-            let path = format!("/{}/metadata/content_type", event.event_type);
-            let item = event.payload.pointer(&path).and_then(|t| t.as_str());
             matches!(
                 event.event_type.as_str(),
                 "ContentPublished" | "ContentUpdated"
-            ) && item != Some(ContentType::Course.as_str())
-                && item != Some(ContentType::Program.as_str())
+            ) && {
+                let item = content_type(event);
+                item.as_deref() != Some(ContentType::Course.as_str())
+                    && item.as_deref() != Some(ContentType::Program.as_str())
+            }
         }
         "coupon" => matches!(
             event.event_type.as_str(),
@@ -128,6 +123,21 @@ fn wanted(event: &LoggedEvent) -> bool {
         ),
         _ => false,
     }
+}
+
+/// The content type a content event's metadata names, read past everything else in the
+/// payload; `None` when it names none or the payload does not read (decoding it then says why).
+fn content_type(event: &LoggedEvent) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Body {
+        metadata: Option<Metadata>,
+    }
+    #[derive(Deserialize)]
+    struct Metadata {
+        content_type: Option<String>,
+    }
+    let tagged: HashMap<String, Body> = serde_json::from_str(event.payload.get()).ok()?;
+    tagged.into_values().next()?.metadata?.content_type
 }
 
 fn enrollment(event: &LoggedEvent) -> Result<Input, ApplyError> {
