@@ -267,12 +267,12 @@ async fn items(pool: &PgPool, config_id: Uuid, kind: ItemKind) -> Vec<OutboxItem
 }
 
 async fn learner_rows(pool: &PgPool, config_id: Uuid) -> Vec<OutboxItem> {
-    project(pool, &Outbox).await;
+    project(pool, &Outbox::default()).await;
     items(pool, config_id, ItemKind::Learner).await
 }
 
 async fn content_rows(pool: &PgPool, config_id: Uuid) -> Vec<OutboxItem> {
-    project(pool, &Outbox).await;
+    project(pool, &Outbox::default()).await;
     items(pool, config_id, ItemKind::Content).await
 }
 
@@ -361,6 +361,42 @@ async fn revoked_consent_cancels_pending_learner_row(pool: PgPool) {
     // Nothing left to claim but the content row the configuration queued.
     let claimed = claim(&pool, "w", 10, LEASE).await.unwrap();
     assert!(claimed.iter().all(|item| item.kind == ItemKind::Content));
+}
+
+/// An instance of the read model inserts the learner inputs whose keys it never inserted and
+/// upserts the others; another instance, which has inserted none, meets the first one's rows
+/// with its inserts and upserts them instead.
+#[sqlx::test(migrator = "store::db::MIGRATOR")]
+async fn inputs_one_instance_inserted_are_updated_by_another(pool: PgPool) {
+    let world = World::new(pool.clone(), consent_required()).await;
+    let config = configure(&world, Channel::Degreed2, vec![]).await;
+    let learner = world.learner(1).await;
+    let (first, second) = (Outbox::default(), Outbox::default());
+    let granted = || async {
+        sqlx::query_scalar::<_, bool>("SELECT granted FROM outbox_consents WHERE learner_id = $1")
+            .bind(learner.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    consent(&world, learner, Action::Grant).await;
+    project(&pool, &first).await;
+    assert!(granted().await);
+
+    // The same instance again: the key is one it inserted, so the row is upserted.
+    consent(&world, learner, Action::Revoke).await;
+    project(&pool, &first).await;
+    assert!(!granted().await);
+
+    // Another instance: its insert meets the row, and the flush upserts it.
+    consent(&world, learner, Action::Grant).await;
+    complete_course(&world, learner).await;
+    project(&pool, &second).await;
+    assert!(granted().await);
+    assert_eq!(
+        statuses(&items(&pool, config, ItemKind::Learner).await),
+        [ItemStatus::Pending]
+    );
 }
 
 #[sqlx::test(migrator = "store::db::MIGRATOR")]
@@ -586,7 +622,7 @@ async fn grade_change_is_sent_again_to_degreed_but_not_to_sap(pool: PgPool) {
     let degreed = configure(&world, Channel::Degreed2, vec![]).await;
     let learner = world.learner(1).await;
     complete_course(&world, learner).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     send_all(&pool, "w").await;
 
     fact(&world, learner, CourseMode::Verified, grade(0.95)).await;
@@ -680,13 +716,13 @@ async fn outbox_membership(pool: &PgPool) -> Vec<(Uuid, String, String)> {
 async fn membership_is_kept_only_once_the_customer_has_a_configuration(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let filtered = add_catalog(&world, json!({"course_key": ["edX+DemoX"]})).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     assert!(outbox_membership(&pool).await.is_empty());
 
     // The first configuration evaluates every catalog of the customer, not only the ones it
     // transmits, and from then on catalogs and content keep it up to date.
     configure(&world, Channel::Sap, vec![filtered]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let item =
         |catalog: CatalogId, key: &str| (catalog.0, "courserun".to_string(), key.to_string());
     let mut expected = vec![item(world.catalog, RUN), item(filtered, RUN)];
@@ -696,7 +732,7 @@ async fn membership_is_kept_only_once_the_customer_has_a_configuration(pool: PgP
     let other = "course-v1:edX+Other+2025";
     publish(&world, run(other, "Other")).await;
     let narrow = add_catalog(&world, json!({"course_key": ["edX+Other"]})).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     expected.extend([item(world.catalog, other), item(narrow, other)]);
     expected.sort();
     assert_eq!(outbox_membership(&pool).await, expected);
@@ -708,7 +744,7 @@ async fn a_new_item_is_decided_for_every_configuration_of_its_catalogs(pool: PgP
     let narrow = add_catalog(&world, json!({"course_key": ["edX+Other"]})).await;
     let sap = configure(&world, Channel::Sap, vec![narrow]).await;
     let degreed = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     send_all(&pool, "w").await;
 
     let other = "course-v1:edX+Other+2025";
@@ -739,7 +775,7 @@ async fn a_new_item_is_decided_for_every_configuration_of_its_catalogs(pool: PgP
 async fn create_then_delete_before_sending_sends_nothing(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     retire(&world, RUN).await;
 
     let rows = content_rows(&pool, config).await;
@@ -751,7 +787,7 @@ async fn create_then_delete_before_sending_sends_nothing(pool: PgPool) {
 async fn delete_of_content_the_remote_never_held_is_nothing(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let claimed = claim(&pool, "w", 10, LEASE).await.unwrap();
     let outcome = fail(&pool, claimed[0].item_id, "w", "500", None, 1)
         .await
@@ -770,7 +806,7 @@ async fn delete_of_content_the_remote_never_held_is_nothing(pool: PgPool) {
 async fn content_the_remote_holds_is_updated_then_deleted(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     send_all(&pool, "w").await;
     assert_eq!(
         remote_content(&pool, config).await.unwrap(),
@@ -803,7 +839,7 @@ async fn an_update_the_filter_no_longer_admits_deletes_the_item(pool: PgPool) {
     let config = configure(&world, Channel::Degreed2, vec![titled]).await;
     let key = "course-v1:edX+Titled+2025";
     publish(&world, run(key, "Kept")).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     send_all(&pool, "w").await;
     assert_eq!(
         remote_content(&pool, config).await.unwrap(),
@@ -823,7 +859,7 @@ async fn filter_change_moving_content_out_deletes_only_what_the_remote_holds(poo
     publish(&world, run(other, "Other")).await;
     let catalog = add_catalog(&world, json!({"course_key": ["edX+DemoX", "edX+Other"]})).await;
     let config = configure(&world, Channel::Sap, vec![catalog]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     // The first run reaches the remote; the other is still pending.
     let claimed = claim(&pool, "w", 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 2);
@@ -887,7 +923,7 @@ async fn deactivating_a_configuration_cancels_its_rows_and_reactivating_resends_
     let config = configure(&world, Channel::Degreed2, vec![]).await;
     let learner = world.learner(1).await;
     complete_course(&world, learner).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     assert_eq!(
         statuses(&items_of_config(&pool, config).await.unwrap()),
         [ItemStatus::Pending, ItemStatus::Pending]
@@ -899,7 +935,7 @@ async fn deactivating_a_configuration_cancels_its_rows_and_reactivating_resends_
         ChannelCommand::DeactivateChannelConfiguration,
     )
     .await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let rows = items_of_config(&pool, config).await.unwrap();
     assert_eq!(
         statuses(&rows),
@@ -934,7 +970,7 @@ async fn deactivating_a_configuration_cancels_its_rows_and_reactivating_resends_
 async fn content_leaving_while_its_create_is_in_flight_is_deleted_after_it(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let create = claim(&pool, "w", 10, LEASE).await.unwrap().remove(0);
 
     retire(&world, RUN).await;
@@ -955,10 +991,10 @@ async fn content_leaving_while_its_create_is_in_flight_is_deleted_after_it(pool:
 async fn a_delete_whose_create_failed_in_flight_is_not_sent(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let create = claim(&pool, "w", 10, LEASE).await.unwrap().remove(0);
     retire(&world, RUN).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
 
     let outcome = fail(&pool, create.item_id, "w", "timeout", None, 5)
         .await
@@ -978,7 +1014,7 @@ async fn a_delete_whose_create_failed_in_flight_is_not_sent(pool: PgPool) {
 async fn claim_leases_due_rows_and_only_the_owner_completes_them(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
 
     let claimed = claim(&pool, "a", 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -999,7 +1035,7 @@ async fn claim_leases_due_rows_and_only_the_owner_completes_them(pool: PgPool) {
 async fn claim_leaves_rows_whose_configuration_is_unknown_unleased(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     sqlx::query("DELETE FROM outbox_configs WHERE config_id = $1")
         .bind(config)
         .execute(&pool)
@@ -1023,7 +1059,7 @@ async fn complete_many_completes_only_the_rows_the_owner_holds(pool: PgPool) {
     let other = "course-v1:edX+Other+2025";
     publish(&world, run(other, "Other")).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let mine = claim(&pool, "a", 1, LEASE).await.unwrap();
     let theirs = claim(&pool, "b", 1, LEASE).await.unwrap();
     assert_eq!((mine.len(), theirs.len()), (1, 1));
@@ -1056,7 +1092,7 @@ async fn complete_many_completes_only_the_rows_the_owner_holds(pool: PgPool) {
 async fn expired_leases_are_claimed_again(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
 
     let first = claim(&pool, "a", 10, Duration::ZERO).await.unwrap();
     let again = claim(&pool, "b", 10, LEASE).await.unwrap();
@@ -1076,7 +1112,7 @@ async fn expired_leases_are_claimed_again(pool: PgPool) {
 async fn failures_back_off_then_dead_letter_and_requeue_brings_them_back(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let id = claim(&pool, "w", 1, LEASE).await.unwrap()[0].item_id;
 
     // Backoff: 10 s after the first failure, jittered into its upper half.
@@ -1131,7 +1167,7 @@ async fn failures_back_off_then_dead_letter_and_requeue_brings_them_back(pool: P
 async fn requeue_refuses_a_row_whose_subject_has_a_newer_open_row(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let id = claim(&pool, "w", 1, LEASE).await.unwrap()[0].item_id;
     fail(&pool, id, "w", "500", None, 1).await.unwrap();
     publish(&world, run(RUN, "Renamed")).await;
@@ -1148,7 +1184,7 @@ async fn concurrent_claimers_get_disjoint_rows(pool: PgPool) {
         publish(&world, run(&format!("course-v1:edX+C{n}+2025"), "Course")).await;
     }
     let config = configure(&world, Channel::Csod, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     assert_eq!(items(&pool, config, ItemKind::Content).await.len(), 40);
 
     let mut seen = HashSet::new();
@@ -1172,7 +1208,7 @@ async fn pending_counts_count_rows_per_configuration_and_status(pool: PgPool) {
     let degreed = configure(&world, Channel::Degreed2, vec![]).await;
     let learner = world.learner(1).await;
     complete_course(&world, learner).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let counts: Vec<_> = pending_counts(&pool)
         .await
         .unwrap()
@@ -1194,7 +1230,7 @@ async fn pending_counts_count_rows_per_configuration_and_status(pool: PgPool) {
 /// Every table of the projection, as JSON rows in a stable order.
 async fn dump(pool: &PgPool) -> Vec<(String, Value)> {
     let mut tables = Vec::new();
-    for table in Outbox.tables() {
+    for table in Outbox::default().tables() {
         let rows: Value = sqlx::query_scalar(&format!(
             "SELECT COALESCE(json_agg(t ORDER BY t::text), '[]') FROM {table} t"
         ))
@@ -1217,7 +1253,7 @@ async fn one_event_at_a_time(pool: &PgPool) -> Vec<(String, Value)> {
         batch_size: 1,
         ..RunnerOptions::default()
     };
-    projections::runner::catch_up(pool, &Outbox, one_by_one)
+    projections::runner::catch_up(pool, &Outbox::default(), one_by_one)
         .await
         .unwrap();
     dump(pool).await
@@ -1256,7 +1292,7 @@ async fn rebuild_gives_the_same_tables_as_incremental_catch_up(pool: PgPool) {
     };
     assert!(rows("outbox_items") >= 6 && rows("outbox_consents") == 1);
 
-    projections::rebuild::into_fresh_tables(&pool, &Outbox, RunnerOptions::default())
+    projections::rebuild::into_fresh_tables(&pool, &Outbox::default(), RunnerOptions::default())
         .await
         .unwrap();
     assert_eq!(dump(&pool).await, incremental);
@@ -1288,7 +1324,7 @@ async fn content_decided_in_one_batch_as_one_event_at_a_time(pool: PgPool) {
         .map_or(0, Vec::len);
     assert!(content_rows >= 4, "the scenario queues and cancels content");
 
-    projections::rebuild::in_place(&pool, &Outbox, RunnerOptions::default())
+    projections::rebuild::in_place(&pool, &Outbox::default(), RunnerOptions::default())
         .await
         .unwrap();
     assert_eq!(dump(&pool).await, incremental);
@@ -1300,7 +1336,7 @@ async fn rebuild_forgets_what_was_sent_and_queues_it_again_under_the_same_ids(po
     let config = configure(&world, Channel::Degreed2, vec![]).await;
     let learner = world.learner(1).await;
     complete_course(&world, learner).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let sent: HashSet<Uuid> = send_all(&pool, "w")
         .await
         .iter()
@@ -1308,7 +1344,7 @@ async fn rebuild_forgets_what_was_sent_and_queues_it_again_under_the_same_ids(po
         .collect();
     assert_eq!(sent.len(), 2);
 
-    projections::rebuild::into_fresh_tables(&pool, &Outbox, RunnerOptions::default())
+    projections::rebuild::into_fresh_tables(&pool, &Outbox::default(), RunnerOptions::default())
         .await
         .unwrap();
     let rows = items_of_config(&pool, config).await.unwrap();
@@ -1322,7 +1358,7 @@ async fn rebuild_forgets_what_was_sent_and_queues_it_again_under_the_same_ids(po
 async fn a_failure_racing_a_newer_row_is_superseded(pool: PgPool) {
     let world = World::new(pool.clone(), consent_required()).await;
     let config = configure(&world, Channel::Degreed2, vec![]).await;
-    project(&pool, &Outbox).await;
+    project(&pool, &Outbox::default()).await;
     let leased = claim(&pool, "w", 1, LEASE).await.unwrap().remove(0);
 
     // The projection queues a newer row for the subject and has not committed yet when the

@@ -469,7 +469,11 @@ async fn consent_the_read_model_does_not_know_yet_waits_uncounted(pool: PgPool) 
     let s = setup(pool, false).await;
     completing_learners(&s.world, 1, 1).await;
     // The outbox is up to date; the consent read model has seen nothing.
-    project(&s.pool, &projections::read_models::outbox::Outbox).await;
+    project(
+        &s.pool,
+        &projections::read_models::outbox::Outbox::default(),
+    )
+    .await;
     registrations_aside(&s.pool).await;
     let report = Worker::new(s.pool.clone(), options())
         .turn("w1")

@@ -19,7 +19,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(customers::Customers),
         Arc::new(learners::Learners),
         Arc::new(enrollments::Enrollments),
-        Arc::new(outbox::Outbox),
+        Arc::new(outbox::Outbox::default()),
         Arc::new(transmissions::Transmissions),
     ]
 }

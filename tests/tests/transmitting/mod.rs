@@ -119,7 +119,7 @@ pub async fn completing_learners(world: &World, first: i64, n: i64) -> Vec<Learn
 
 pub async fn project_all(pool: &PgPool) {
     project(pool, &ConsentProjection).await;
-    project(pool, &Outbox).await;
+    project(pool, &Outbox::default()).await;
 }
 
 pub async fn learner_rows(pool: &PgPool, config: Uuid) -> Vec<OutboxItem> {

@@ -248,7 +248,7 @@ async fn world(pool: &PgPool, secrets: &SecretBox, lrs: &str) -> Result<World, F
     // leave the last events for later, and rows of an unknown configuration are never claimed.
     let started = Instant::now();
     loop {
-        for projection in [&ConsentProjection as &dyn Projection, &Outbox] {
+        for projection in [&ConsentProjection as &dyn Projection, &Outbox::default()] {
             runner::catch_up(pool, projection, RunnerOptions::default()).await?;
         }
         let known: bool =
@@ -402,7 +402,7 @@ async fn latency(
     }
     let runners: Vec<_> = [
         Arc::new(ConsentProjection) as Arc<dyn Projection>,
-        Arc::new(Outbox),
+        Arc::new(Outbox::default()),
     ]
     .into_iter()
     .map(|projection| {

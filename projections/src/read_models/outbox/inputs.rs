@@ -1,5 +1,5 @@
 //! The learner inputs of one batch (memberships, consents, enrollments), kept in memory and
-//! written in one statement per table.
+//! written a table at a time.
 //!
 //! Most events of the log are learners' (a membership, a consent, an enrollment each), and most
 //! learners belong to customers without a channel configuration: for them the outbox only
@@ -9,35 +9,49 @@
 //! The completion gate reads the written rows and takes what the batch folded since over them
 //! (the `*_of` getters), so a configured learner's completion does not write the batch out;
 //! the consent-policy regate reads the tables in SQL and flushes first.
+//!
+//! A row whose key the tables have never held is a plain insert, a fifth cheaper than an
+//! upsert, and a rebuild inserts almost every key once: [`InsertedKeys`] remembers which keys
+//! the read model has inserted, so that only the others are upserted.
 
-use crate::projection::in_key_order;
-use sqlx::PgConnection;
+use crate::projection::{column, in_key_order, WriteMode};
+use rustc_hash::{FxHashSet, FxHasher};
+use sqlx::{Connection, PgConnection};
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Customer, learner.
 type LearnerKey = (Uuid, Uuid);
 /// Customer, learner, course key or course run.
 type CourseKey = (Uuid, Uuid, String);
+/// A membership: linked and active, or `None` for one that is gone (a cancelled invitation).
+type Membership = Option<(bool, bool)>;
+/// An enrollment: its mode and whether it is audit-only.
+type Enrollment = (&'static str, bool);
 
 /// Learner inputs not written yet.
 #[derive(Default)]
 pub(super) struct LearnerInputs {
-    /// Linked and active, or `None` for a membership that is gone (a cancelled invitation).
-    memberships: HashMap<LearnerKey, Option<(bool, bool)>>,
+    /// The keys the read model has inserted (shared by its batches).
+    inserted: Arc<InsertedKeys>,
+    memberships: HashMap<LearnerKey, Membership>,
     /// Granted, per course key.
     consents: HashMap<CourseKey, bool>,
-    /// Mode and whether it is audit-only, per course run.
-    enrollments: HashMap<CourseKey, (&'static str, bool)>,
+    /// Per course run.
+    enrollments: HashMap<CourseKey, Enrollment>,
 }
 
 impl LearnerInputs {
-    pub(super) fn membership(
-        &mut self,
-        customer: Uuid,
-        learner: Uuid,
-        state: Option<(bool, bool)>,
-    ) {
+    pub(super) fn new(inserted: Arc<InsertedKeys>) -> Self {
+        LearnerInputs {
+            inserted,
+            ..LearnerInputs::default()
+        }
+    }
+
+    pub(super) fn membership(&mut self, customer: Uuid, learner: Uuid, state: Membership) {
         self.memberships.insert((customer, learner), state);
     }
 
@@ -60,11 +74,7 @@ impl LearnerInputs {
 
     /// The membership the batch folded for a learner, if any: linked and active, or `None`
     /// for one that is gone.
-    pub(super) fn membership_of(
-        &self,
-        customer: Uuid,
-        learner: Uuid,
-    ) -> Option<Option<(bool, bool)>> {
+    pub(super) fn membership_of(&self, customer: Uuid, learner: Uuid) -> Option<Membership> {
         self.memberships.get(&(customer, learner)).copied()
     }
 
@@ -81,107 +91,208 @@ impl LearnerInputs {
         customer: Uuid,
         learner: Uuid,
         run: &str,
-    ) -> Option<(&'static str, bool)> {
+    ) -> Option<Enrollment> {
         self.enrollments
             .get(&(customer, learner, run.to_string()))
             .copied()
     }
 
-    /// Writes what the batch has folded so far, one statement per table.
+    /// Writes what the batch has folded so far: plain inserts for keys never inserted, upserts
+    /// for the others. Should a plain insert meet a row of its key after all (another writer of
+    /// the tables), the inserts are undone to a savepoint and every row is upserted.
     pub(super) async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        self.flush_memberships(conn).await?;
-        if !self.consents.is_empty() {
-            let (mut customers, mut learners, mut keys, mut granted) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((customer, learner, key), value) in
-                in_key_order(std::mem::take(&mut self.consents))
-            {
-                customers.push(customer);
-                learners.push(learner);
-                keys.push(key);
-                granted.push(value);
-            }
-            sqlx::query(
-                "INSERT INTO outbox_consents (customer_id, learner_id, course_key, granted)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[])
-                 ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
-                    SET granted = EXCLUDED.granted",
-            )
-            .bind(customers)
-            .bind(learners)
-            .bind(keys)
-            .bind(granted)
-            .execute(&mut *conn)
-            .await?;
+        let rows = Rows {
+            memberships: hashed("memberships", std::mem::take(&mut self.memberships)),
+            consents: hashed("consents", std::mem::take(&mut self.consents)),
+            enrollments: hashed("enrollments", std::mem::take(&mut self.enrollments)),
+        };
+        let fresh = self.inserted.fresh(&rows);
+        if fresh.is_empty() {
+            return rows.write(conn, &fresh).await;
         }
-        if !self.enrollments.is_empty() {
-            let (mut customers, mut learners, mut runs, mut modes, mut audits) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((customer, learner, run), (mode, audit)) in
-                in_key_order(std::mem::take(&mut self.enrollments))
-            {
-                customers.push(customer);
-                learners.push(learner);
-                runs.push(run);
-                modes.push(mode);
-                audits.push(audit);
+        let mut savepoint = conn.begin().await?;
+        match rows.write(&mut savepoint, &fresh).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                self.inserted.record(fresh);
+                Ok(())
             }
-            sqlx::query(
-                "INSERT INTO outbox_enrollments (customer_id, learner_id, course_run_id, mode, audit)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[])
-                 ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
-                    SET mode = EXCLUDED.mode, audit = EXCLUDED.audit",
-            )
-            .bind(customers)
-            .bind(learners)
-            .bind(runs)
-            .bind(modes)
-            .bind(audits)
-            .execute(&mut *conn)
-            .await?;
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                savepoint.rollback().await?;
+                self.inserted.forget();
+                rows.write(conn, &FxHashSet::default()).await
+            }
+            Err(e) => Err(e),
         }
-        Ok(())
+    }
+}
+
+/// The most keys [`InsertedKeys`] remembers (a few tens of megabytes): past it, every row is
+/// upserted again.
+const MAX_INSERTED: usize = 4_000_000;
+
+/// The hashes of the learner-input keys this instance of the read model has inserted since it
+/// began, or `None` once it no longer knows (past [`MAX_INSERTED`], or after another writer's
+/// row met one of its inserts). A key outside the set has no row yet unless another writer
+/// inserted it, which the insert's key check then tells; a hash shared by two keys only makes
+/// the second an upsert.
+#[derive(Debug)]
+pub(crate) struct InsertedKeys(Mutex<Option<FxHashSet<u64>>>);
+
+impl Default for InsertedKeys {
+    fn default() -> Self {
+        InsertedKeys(Mutex::new(Some(FxHashSet::default())))
+    }
+}
+
+impl InsertedKeys {
+    /// The hashes of the keys of `rows` never inserted; none when the set is not known.
+    fn fresh(&self, rows: &Rows) -> FxHashSet<u64> {
+        let inserted = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(inserted) = inserted.as_ref() else {
+            return FxHashSet::default();
+        };
+        let memberships = rows
+            .memberships
+            .iter()
+            .filter(|(_, _, state)| state.is_some())
+            .map(|(hash, _, _)| *hash);
+        let consents = rows.consents.iter().map(|(hash, _, _)| *hash);
+        let enrollments = rows.enrollments.iter().map(|(hash, _, _)| *hash);
+        memberships
+            .chain(consents)
+            .chain(enrollments)
+            .filter(|hash| !inserted.contains(hash))
+            .collect()
     }
 
-    async fn flush_memberships(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        if self.memberships.is_empty() {
-            return Ok(());
-        }
-        let (mut customers, mut learners, mut linked, mut active) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut gone_customers, mut gone_learners) = (Vec::new(), Vec::new());
-        for ((customer, learner), state) in in_key_order(std::mem::take(&mut self.memberships)) {
-            match state {
-                Some((is_linked, is_active)) => {
-                    customers.push(customer);
-                    learners.push(learner);
-                    linked.push(is_linked);
-                    active.push(is_active);
-                }
-                None => {
-                    gone_customers.push(customer);
-                    gone_learners.push(learner);
-                }
+    fn record(&self, fresh: FxHashSet<u64>) {
+        let mut inserted = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = inserted.as_mut() {
+            set.extend(fresh);
+            if set.len() > MAX_INSERTED {
+                *inserted = None;
             }
         }
-        sqlx::query(
-            "WITH gone AS (
-                 DELETE FROM outbox_memberships m
-                  USING UNNEST($5::uuid[], $6::uuid[]) AS g (customer_id, learner_id)
-                  WHERE m.customer_id = g.customer_id AND m.learner_id = g.learner_id)
-             INSERT INTO outbox_memberships (customer_id, learner_id, linked, active)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[], $4::bool[])
-             ON CONFLICT (customer_id, learner_id) DO UPDATE
-                SET linked = EXCLUDED.linked, active = EXCLUDED.active",
-        )
-        .bind(customers)
-        .bind(learners)
-        .bind(linked)
-        .bind(active)
-        .bind(gone_customers)
-        .bind(gone_learners)
-        .execute(&mut *conn)
-        .await?;
+    }
+
+    fn forget(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// The rows of one table, in key order, each with the hash of its table and key.
+fn hashed<K: Hash + Ord, V>(table: &str, rows: HashMap<K, V>) -> Vec<(u64, K, V)> {
+    in_key_order(rows)
+        .into_iter()
+        .map(|(key, value)| {
+            let mut hasher = FxHasher::default();
+            (table, &key).hash(&mut hasher);
+            (hasher.finish(), key, value)
+        })
+        .collect()
+}
+
+/// The folded inputs of a flush.
+struct Rows {
+    memberships: Vec<(u64, LearnerKey, Membership)>,
+    consents: Vec<(u64, CourseKey, bool)>,
+    enrollments: Vec<(u64, CourseKey, Enrollment)>,
+}
+
+impl Rows {
+    /// Writes the rows: those whose hash is in `fresh` as plain inserts, the others as
+    /// upserts; memberships that are gone are deleted.
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        fresh: &FxHashSet<u64>,
+    ) -> Result<(), sqlx::Error> {
+        let gone: Vec<&LearnerKey> = self
+            .memberships
+            .iter()
+            .filter(|(_, _, state)| state.is_none())
+            .map(|(_, key, _)| key)
+            .collect();
+        if !gone.is_empty() {
+            sqlx::query(
+                "DELETE FROM outbox_memberships m
+                  USING UNNEST($1::uuid[], $2::uuid[]) AS g (customer_id, learner_id)
+                  WHERE m.customer_id = g.customer_id AND m.learner_id = g.learner_id",
+            )
+            .bind(column(&gone, |k| k.0))
+            .bind(column(&gone, |k| k.1))
+            .execute(&mut *conn)
+            .await?;
+        }
+        for mode in [WriteMode::Insert, WriteMode::Upsert] {
+            let of_mode = |hash: &u64| fresh.contains(hash) == (mode == WriteMode::Insert);
+            let memberships: Vec<(&LearnerKey, (bool, bool))> = self
+                .memberships
+                .iter()
+                .filter(|(hash, _, _)| of_mode(hash))
+                .filter_map(|(_, key, state)| state.map(|s| (key, s)))
+                .collect();
+            if !memberships.is_empty() {
+                sqlx::query(&format!(
+                    "INSERT INTO outbox_memberships (customer_id, learner_id, linked, active)
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[], $4::bool[]) {}",
+                    mode.on_conflict(
+                        "ON CONFLICT (customer_id, learner_id) DO UPDATE
+                            SET linked = EXCLUDED.linked, active = EXCLUDED.active"
+                    )
+                ))
+                .bind(column(&memberships, |r| r.0 .0))
+                .bind(column(&memberships, |r| r.0 .1))
+                .bind(column(&memberships, |r| r.1 .0))
+                .bind(column(&memberships, |r| r.1 .1))
+                .execute(&mut *conn)
+                .await?;
+            }
+            let consents: Vec<&(u64, CourseKey, bool)> = self
+                .consents
+                .iter()
+                .filter(|(hash, _, _)| of_mode(hash))
+                .collect();
+            if !consents.is_empty() {
+                sqlx::query(&format!(
+                    "INSERT INTO outbox_consents (customer_id, learner_id, course_key, granted)
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[]) {}",
+                    mode.on_conflict(
+                        "ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
+                            SET granted = EXCLUDED.granted"
+                    )
+                ))
+                .bind(column(&consents, |r| r.1 .0))
+                .bind(column(&consents, |r| r.1 .1))
+                .bind(column(&consents, |r| r.1 .2.as_str()))
+                .bind(column(&consents, |r| r.2))
+                .execute(&mut *conn)
+                .await?;
+            }
+            let enrollments: Vec<&(u64, CourseKey, Enrollment)> = self
+                .enrollments
+                .iter()
+                .filter(|(hash, _, _)| of_mode(hash))
+                .collect();
+            if !enrollments.is_empty() {
+                sqlx::query(&format!(
+                    "INSERT INTO outbox_enrollments (customer_id, learner_id, course_run_id, mode, audit)
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[]) {}",
+                    mode.on_conflict(
+                        "ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
+                            SET mode = EXCLUDED.mode, audit = EXCLUDED.audit"
+                    )
+                ))
+                .bind(column(&enrollments, |r| r.1 .0))
+                .bind(column(&enrollments, |r| r.1 .1))
+                .bind(column(&enrollments, |r| r.1 .2.as_str()))
+                .bind(column(&enrollments, |r| r.2 .0))
+                .bind(column(&enrollments, |r| r.2 .1))
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
         Ok(())
     }
 }

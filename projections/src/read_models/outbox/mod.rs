@@ -83,17 +83,21 @@ use async_trait::async_trait;
 use content::ContentBatch;
 use domain::channel::ChannelEvent;
 use domain::customer::CustomerEvent;
-use inputs::LearnerInputs;
+use inputs::{InsertedKeys, LearnerInputs};
 use known::Known;
 use queued::QueuedRows;
 use sqlx::PgConnection;
 use std::collections::HashSet;
+use std::sync::Arc;
 use store::log::LoggedEvent;
 use uuid::Uuid;
 
-/// The outbox projection (see the module doc).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Outbox;
+/// The outbox projection (see the module doc). It holds no state of its own but which
+/// learner-input keys it has inserted (see `inputs.rs`): a new instance knows of none.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    inserted: Arc<InsertedKeys>,
+}
 
 const TABLES: &[&str] = &[
     "outbox_configs",
@@ -182,7 +186,7 @@ impl Projection for Outbox {
             .await
             .map_err(|e| (0, e.into()))?;
         let mut batch = Batch {
-            inputs: LearnerInputs::default(),
+            inputs: LearnerInputs::new(self.inserted.clone()),
             queued: QueuedRows::default(),
             content: ContentBatch::default(),
             known,
