@@ -32,7 +32,6 @@ type Membership = Option<(bool, bool)>;
 type Enrollment = (&'static str, bool);
 
 /// Learner inputs not written yet.
-#[derive(Default)]
 pub(super) struct LearnerInputs {
     /// The keys the read model has inserted (shared by its batches).
     inserted: Arc<InsertedKeys>,
@@ -47,7 +46,9 @@ impl LearnerInputs {
     pub(super) fn new(inserted: Arc<InsertedKeys>) -> Self {
         LearnerInputs {
             inserted,
-            ..LearnerInputs::default()
+            memberships: HashMap::new(),
+            consents: HashMap::new(),
+            enrollments: HashMap::new(),
         }
     }
 
