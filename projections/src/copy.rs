@@ -1,4 +1,5 @@
-//! Rows written with a binary `COPY ... FROM STDIN`: how a rebuild's fold fills its big tables.
+//! Rows written with a binary `COPY ... FROM STDIN`: how a rebuild's fold fills its big tables,
+//! and how the outbox writes learner inputs of keys its tables have never held.
 //!
 //! A fold writes whole tables at once into empty tables without indexes
 //! ([`Fold::write`](crate::projection::Fold::write)). There, PostgreSQL takes binary `COPY` rows

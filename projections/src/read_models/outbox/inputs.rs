@@ -10,11 +10,12 @@
 //! (the `*_of` getters), so a configured learner's completion does not write the batch out;
 //! the consent-policy regate reads the tables in SQL and flushes first.
 //!
-//! A row whose key the tables have never held is a plain insert, a fifth cheaper than an
-//! upsert, and a rebuild inserts almost every key once: [`InsertedKeys`] remembers which keys
-//! the read model has inserted, so that only the others are upserted.
+//! A row whose key the tables have never held goes in by a binary `COPY` ([`crate::copy`]),
+//! much cheaper than an upsert, and a rebuild inserts almost every key once: [`InsertedKeys`]
+//! remembers which keys the read model has inserted, so that only the others are upserted.
 
-use crate::projection::{column, in_key_order, WriteMode};
+use crate::copy::CopyRows;
+use crate::projection::{column, in_key_order};
 use rustc_hash::{FxHashSet, FxHasher};
 use sqlx::{Connection, PgConnection};
 use std::collections::HashMap;
@@ -98,8 +99,8 @@ impl LearnerInputs {
             .copied()
     }
 
-    /// Writes what the batch has folded so far: plain inserts for keys never inserted, upserts
-    /// for the others. Should a plain insert meet a row of its key after all (another writer of
+    /// Writes what the batch has folded so far: a `COPY` of the keys never inserted, upserts
+    /// for the others. Should the `COPY` meet a row of its key after all (another writer of
     /// the tables), the inserts are undone to a savepoint and every row is upserted.
     pub(super) async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         let rows = Rows {
@@ -202,7 +203,7 @@ struct Rows {
 }
 
 impl Rows {
-    /// Writes the rows: those whose hash is in `fresh` as plain inserts, the others as
+    /// Writes the rows: those whose hash is in `fresh` by a binary `COPY`, the others as
     /// upserts; memberships that are gone are deleted.
     async fn write(
         &self,
@@ -226,73 +227,115 @@ impl Rows {
             .execute(&mut *conn)
             .await?;
         }
-        for mode in [WriteMode::Insert, WriteMode::Upsert] {
-            let of_mode = |hash: &u64| fresh.contains(hash) == (mode == WriteMode::Insert);
-            let memberships: Vec<(&LearnerKey, (bool, bool))> = self
-                .memberships
-                .iter()
-                .filter(|(hash, _, _)| of_mode(hash))
-                .filter_map(|(_, key, state)| state.map(|s| (key, s)))
-                .collect();
-            if !memberships.is_empty() {
-                sqlx::query(&format!(
-                    "INSERT INTO outbox_memberships (customer_id, learner_id, linked, active)
-                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[], $4::bool[]) {}",
-                    mode.on_conflict(
-                        "ON CONFLICT (customer_id, learner_id) DO UPDATE
-                            SET linked = EXCLUDED.linked, active = EXCLUDED.active"
-                    )
-                ))
-                .bind(column(&memberships, |r| r.0 .0))
-                .bind(column(&memberships, |r| r.0 .1))
-                .bind(column(&memberships, |r| r.1 .0))
-                .bind(column(&memberships, |r| r.1 .1))
-                .execute(&mut *conn)
-                .await?;
+        let (new_memberships, memberships): (Vec<_>, Vec<_>) = self
+            .memberships
+            .iter()
+            .filter_map(|(hash, key, state)| state.map(|s| (hash, key, s)))
+            .partition(|(hash, _, _)| fresh.contains(hash));
+        let (new_consents, consents): (Vec<_>, Vec<_>) = self
+            .consents
+            .iter()
+            .partition(|(hash, _, _)| fresh.contains(hash));
+        let (new_enrollments, enrollments): (Vec<_>, Vec<_>) = self
+            .enrollments
+            .iter()
+            .partition(|(hash, _, _)| fresh.contains(hash));
+
+        if !new_memberships.is_empty() {
+            let mut rows = CopyRows::start(
+                conn,
+                "outbox_memberships (customer_id, learner_id, linked, active)",
+                4,
+            )
+            .await?;
+            for (_, (customer, learner), (linked, active)) in &new_memberships {
+                rows.row()
+                    .value(customer)
+                    .value(learner)
+                    .value(linked)
+                    .value(active);
+                rows.send_full().await?;
             }
-            let consents: Vec<&(u64, CourseKey, bool)> = self
-                .consents
-                .iter()
-                .filter(|(hash, _, _)| of_mode(hash))
-                .collect();
-            if !consents.is_empty() {
-                sqlx::query(&format!(
-                    "INSERT INTO outbox_consents (customer_id, learner_id, course_key, granted)
-                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[]) {}",
-                    mode.on_conflict(
-                        "ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
-                            SET granted = EXCLUDED.granted"
-                    )
-                ))
-                .bind(column(&consents, |r| r.1 .0))
-                .bind(column(&consents, |r| r.1 .1))
-                .bind(column(&consents, |r| r.1 .2.as_str()))
-                .bind(column(&consents, |r| r.2))
-                .execute(&mut *conn)
-                .await?;
+            rows.finish().await?;
+        }
+        if !new_consents.is_empty() {
+            let mut rows = CopyRows::start(
+                conn,
+                "outbox_consents (customer_id, learner_id, course_key, granted)",
+                4,
+            )
+            .await?;
+            for (_, (customer, learner, key), granted) in &new_consents {
+                rows.row()
+                    .value(customer)
+                    .value(learner)
+                    .value(key.as_str())
+                    .value(granted);
+                rows.send_full().await?;
             }
-            let enrollments: Vec<&(u64, CourseKey, Enrollment)> = self
-                .enrollments
-                .iter()
-                .filter(|(hash, _, _)| of_mode(hash))
-                .collect();
-            if !enrollments.is_empty() {
-                sqlx::query(&format!(
-                    "INSERT INTO outbox_enrollments (customer_id, learner_id, course_run_id, mode, audit)
-                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[]) {}",
-                    mode.on_conflict(
-                        "ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
-                            SET mode = EXCLUDED.mode, audit = EXCLUDED.audit"
-                    )
-                ))
-                .bind(column(&enrollments, |r| r.1 .0))
-                .bind(column(&enrollments, |r| r.1 .1))
-                .bind(column(&enrollments, |r| r.1 .2.as_str()))
-                .bind(column(&enrollments, |r| r.2 .0))
-                .bind(column(&enrollments, |r| r.2 .1))
-                .execute(&mut *conn)
-                .await?;
+            rows.finish().await?;
+        }
+        if !new_enrollments.is_empty() {
+            let mut rows = CopyRows::start(
+                conn,
+                "outbox_enrollments (customer_id, learner_id, course_run_id, mode, audit)",
+                5,
+            )
+            .await?;
+            for (_, (customer, learner, run), (mode, audit)) in &new_enrollments {
+                rows.row()
+                    .value(customer)
+                    .value(learner)
+                    .value(run.as_str())
+                    .value(*mode)
+                    .value(audit);
+                rows.send_full().await?;
             }
+            rows.finish().await?;
+        }
+
+        if !memberships.is_empty() {
+            sqlx::query(
+                "INSERT INTO outbox_memberships (customer_id, learner_id, linked, active)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[], $4::bool[])
+                 ON CONFLICT (customer_id, learner_id) DO UPDATE
+                    SET linked = EXCLUDED.linked, active = EXCLUDED.active",
+            )
+            .bind(column(&memberships, |r| r.1 .0))
+            .bind(column(&memberships, |r| r.1 .1))
+            .bind(column(&memberships, |r| r.2 .0))
+            .bind(column(&memberships, |r| r.2 .1))
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !consents.is_empty() {
+            sqlx::query(
+                "INSERT INTO outbox_consents (customer_id, learner_id, course_key, granted)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[])
+                 ON CONFLICT (customer_id, learner_id, course_key) DO UPDATE
+                    SET granted = EXCLUDED.granted",
+            )
+            .bind(column(&consents, |r| r.1 .0))
+            .bind(column(&consents, |r| r.1 .1))
+            .bind(column(&consents, |r| r.1 .2.as_str()))
+            .bind(column(&consents, |r| r.2))
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !enrollments.is_empty() {
+            sqlx::query(
+                "INSERT INTO outbox_enrollments (customer_id, learner_id, course_run_id, mode, audit)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[])
+                 ON CONFLICT (customer_id, learner_id, course_run_id) DO UPDATE
+                    SET mode = EXCLUDED.mode, audit = EXCLUDED.audit",
+            )
+            .bind(column(&enrollments, |r| r.1 .0))
+            .bind(column(&enrollments, |r| r.1 .1))
+            .bind(column(&enrollments, |r| r.1 .2.as_str()))
+            .bind(column(&enrollments, |r| r.2 .0))
+            .bind(column(&enrollments, |r| r.2 .1))
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(())
     }
