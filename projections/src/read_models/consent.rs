@@ -26,8 +26,8 @@ use domain::content::{ContentEvent, ContentType};
 use domain::customer::{ConsentEnforcement, ConsentPolicy, CustomerEvent};
 use domain::enrollment::EnrollmentEvent;
 use domain::ids::{course_key_of_run, CourseKey, CustomerId, LearnerId};
+use rustc_hash::{FxHashMap, FxHashSet};
 use sqlx::{PgConnection, PgPool};
-use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 use store::log::LoggedEvent;
 use uuid::Uuid;
@@ -116,10 +116,10 @@ type RecordState = (bool, String, DateTime<Utc>);
 /// What a batch of events leaves in each table.
 #[derive(Default)]
 struct Changes {
-    records: HashMap<RecordKey, RecordState>,
-    customers: HashMap<Uuid, (bool, &'static str)>,
-    enrollments: HashSet<(Uuid, Uuid, String)>,
-    programs: HashMap<String, Vec<String>>,
+    records: FxHashMap<RecordKey, RecordState>,
+    customers: FxHashMap<Uuid, (bool, &'static str)>,
+    enrollments: FxHashSet<(Uuid, Uuid, String)>,
+    programs: FxHashMap<String, Vec<String>>,
 }
 
 impl Changes {

@@ -28,9 +28,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{CustomerId, LearnerId};
 use domain::membership::MembershipEvent;
+use rustc_hash::{FxHashMap, FxHashSet};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use store::log::LoggedEvent;
@@ -253,14 +253,14 @@ struct StoredMembership {
 /// folded so far (`None`: no row).
 #[derive(Default)]
 struct Memberships {
-    rows: HashMap<Key, (Option<Membership>, Option<Membership>)>,
+    rows: FxHashMap<Key, (Option<Membership>, Option<Membership>)>,
 }
 
 impl Memberships {
     /// The current rows of `keys`, in one query.
-    async fn load(conn: &mut PgConnection, keys: HashSet<Key>) -> Result<Self, sqlx::Error> {
+    async fn load(conn: &mut PgConnection, keys: FxHashSet<Key>) -> Result<Self, sqlx::Error> {
         let (customers, learners): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
-        let mut rows: HashMap<Key, _> = keys.into_iter().map(|k| (k, (None, None))).collect();
+        let mut rows: FxHashMap<Key, _> = keys.into_iter().map(|k| (k, (None, None))).collect();
         let found: Vec<StoredMembership> = sqlx::query_as(
             "SELECT m.customer_id, m.learner_id, m.state, m.active, m.is_relinkable,
                     m.created_at, m.updated_at

@@ -18,9 +18,9 @@ use crate::projection::{decode, ApplyError, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::transmission::TransmissionEvent;
+use rustc_hash::FxHashMap;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
-use std::collections::HashMap;
 use store::log::LoggedEvent;
 use uuid::Uuid;
 
@@ -233,7 +233,7 @@ async fn write(
     attempts: &[(i64, TransmissionEvent)],
 ) -> Result<(), sqlx::Error> {
     let mut columns = Columns::default();
-    let mut items: HashMap<Uuid, ItemChange> = HashMap::new();
+    let mut items: FxHashMap<Uuid, ItemChange> = FxHashMap::default();
     let mut order: Vec<Uuid> = Vec::new();
     for (index, (position, event)) in attempts.iter().enumerate() {
         columns.push(*position, event);

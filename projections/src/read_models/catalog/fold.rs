@@ -16,17 +16,17 @@ use chrono::{DateTime, Utc};
 use domain::catalog_filter::ContentFilter;
 use domain::content::ContentEvent;
 use domain::customer::CustomerEvent;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use sqlx::PgConnection;
-use std::collections::HashMap;
 use store::log::LoggedEvent;
 use uuid::Uuid;
 
 /// The content and catalogs the log leaves.
 #[derive(Default)]
 pub(super) struct CatalogFold {
-    content: HashMap<Item, Content>,
-    catalogs: HashMap<Uuid, Catalog>,
+    content: FxHashMap<Item, Content>,
+    catalogs: FxHashMap<Uuid, Catalog>,
 }
 
 /// A `catalog_content` row.

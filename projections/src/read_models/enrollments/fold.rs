@@ -5,7 +5,7 @@ use super::input::{Enrolled, Input};
 use crate::projection::in_key_order;
 use chrono::{DateTime, Utc};
 use domain::ids::course_key_of_run;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::hash::Hash;
 use uuid::Uuid;
 
@@ -83,15 +83,15 @@ pub(super) struct Redemption {
 
 /// An input table as the batch sees it: the rows loaded, then those the fold wrote.
 pub(super) struct Table<K, V> {
-    rows: HashMap<K, V>,
-    written: HashSet<K>,
+    rows: FxHashMap<K, V>,
+    written: FxHashSet<K>,
 }
 
 impl<K, V> Default for Table<K, V> {
     fn default() -> Self {
         Self {
-            rows: HashMap::new(),
-            written: HashSet::new(),
+            rows: FxHashMap::default(),
+            written: FxHashSet::default(),
         }
     }
 }
@@ -100,7 +100,7 @@ impl<K: Eq + Hash + Clone, V> Table<K, V> {
     pub(super) fn loaded(rows: impl IntoIterator<Item = (K, V)>) -> Self {
         Self {
             rows: rows.into_iter().collect(),
-            written: HashSet::new(),
+            written: FxHashSet::default(),
         }
     }
 
@@ -132,16 +132,16 @@ impl<K: Eq + Hash + Clone, V> Table<K, V> {
 /// The report rows the batch holds, found by each key an input reaches them by.
 #[derive(Default)]
 pub(super) struct Report {
-    rows: HashMap<Uuid, StoredRow>,
+    rows: FxHashMap<Uuid, StoredRow>,
     /// The rows the fold created (none of them is in the table yet).
-    created: HashSet<Uuid>,
+    created: FxHashSet<Uuid>,
     /// The rows loaded that the fold changed.
-    changed: HashSet<Uuid>,
-    by_key: HashMap<RunKey, Uuid>,
-    by_consent: HashMap<ConsentKey, Vec<Uuid>>,
-    by_redemption: HashMap<Uuid, Vec<Uuid>>,
-    by_customer: HashMap<Uuid, Vec<Uuid>>,
-    by_run: HashMap<String, Vec<Uuid>>,
+    changed: FxHashSet<Uuid>,
+    by_key: FxHashMap<RunKey, Uuid>,
+    by_consent: FxHashMap<ConsentKey, Vec<Uuid>>,
+    by_redemption: FxHashMap<Uuid, Vec<Uuid>>,
+    by_customer: FxHashMap<Uuid, Vec<Uuid>>,
+    by_run: FxHashMap<String, Vec<Uuid>>,
 }
 
 impl Report {
@@ -173,7 +173,7 @@ impl Report {
     /// The rows created, and the rows loaded then changed, as they end.
     pub(super) fn into_written(mut self) -> (Vec<StoredRow>, Vec<StoredRow>) {
         // In key order, as `Table::into_written` gives its rows.
-        let mut take = |ids: HashSet<Uuid>| -> Vec<StoredRow> {
+        let mut take = |ids: FxHashSet<Uuid>| -> Vec<StoredRow> {
             let mut rows: Vec<StoredRow> = ids
                 .into_iter()
                 .filter_map(|id| self.rows.remove(&id))
@@ -238,7 +238,7 @@ pub(super) struct Batch {
     pub(super) runs: Table<String, Run>,
     /// For each run the batch published: the last course key given, if any (the report rows
     /// not held here keep theirs otherwise).
-    pub(super) run_keys: HashMap<String, Option<String>>,
+    pub(super) run_keys: FxHashMap<String, Option<String>>,
     pub(super) consents: Table<ConsentKey, bool>,
     pub(super) coupons: Table<Uuid, Coupon>,
     pub(super) redemptions: Table<Uuid, Redemption>,

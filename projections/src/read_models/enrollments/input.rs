@@ -10,8 +10,8 @@ use domain::content::{ContentEvent, ContentType};
 use domain::coupon::{CouponBenefit, CouponEvent};
 use domain::customer::CustomerEvent;
 use domain::enrollment::EnrollmentEvent;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use store::log::LoggedEvent;
 use uuid::Uuid;
@@ -136,7 +136,7 @@ fn content_type(event: &LoggedEvent) -> Option<String> {
     struct Metadata {
         content_type: Option<String>,
     }
-    let tagged: HashMap<String, Body> = serde_json::from_str(event.payload.get()).ok()?;
+    let tagged: FxHashMap<String, Body> = serde_json::from_str(event.payload.get()).ok()?;
     tagged.into_values().next()?.metadata?.content_type
 }
 
@@ -345,12 +345,12 @@ fn completion(event: CompletionEvent) -> Option<Input> {
 #[derive(Default)]
 pub(super) struct Needs {
     /// Report rows, by enrollment id.
-    pub(super) ids: HashSet<Uuid>,
+    pub(super) ids: FxHashSet<Uuid>,
     /// Report rows, by customer x learner: those of an `Enrolled` (which must not duplicate a
     /// row of its customer x learner x run), of a consent and of a completion.
-    pub(super) learners: HashSet<(Uuid, Uuid)>,
+    pub(super) learners: FxHashSet<(Uuid, Uuid)>,
     /// Report rows, by the redemption they name.
-    pub(super) redemption_ids: HashSet<Uuid>,
+    pub(super) redemption_ids: FxHashSet<Uuid>,
     pub(super) customers: Reads<Uuid>,
     pub(super) runs: Reads<String>,
     pub(super) consents: Reads<ConsentKey>,
@@ -363,15 +363,15 @@ pub(super) struct Needs {
 /// The keys of an input table the fold reads before writing them: only their current rows
 /// matter (a row the batch writes before reading it need not be loaded).
 pub(super) struct Reads<K> {
-    pub(super) load: HashSet<K>,
-    written: HashSet<K>,
+    pub(super) load: FxHashSet<K>,
+    written: FxHashSet<K>,
 }
 
 impl<K> Default for Reads<K> {
     fn default() -> Self {
         Self {
-            load: HashSet::new(),
-            written: HashSet::new(),
+            load: FxHashSet::default(),
+            written: FxHashSet::default(),
         }
     }
 }

@@ -12,8 +12,8 @@ use super::fold::{Batch, Completion, Coupon, Redemption, Report, Run, StoredRow,
 use super::input::Needs;
 use crate::copy::CopyRows;
 use crate::projection::{column, WriteMode};
+use rustc_hash::{FxHashMap, FxHashSet};
 use sqlx::PgConnection;
-use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// The tables a fold fills with many rows, with the columns every write of them fills.
@@ -29,7 +29,7 @@ const REPORT: &str = "enrollments_report
      progress_status, passed_date, current_grade, letter_grade, enterprise_name, created)";
 
 /// Three columns of keys, as `UNNEST` takes them.
-fn columns3<A: Clone, B: Clone, C: Clone>(keys: &HashSet<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+fn columns3<A: Clone, B: Clone, C: Clone>(keys: &FxHashSet<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
     let mut columns = (Vec::new(), Vec::new(), Vec::new());
     for (a, b, c) in keys {
         columns.0.push(a.clone());
@@ -116,7 +116,7 @@ impl Batch {
             .await?
         };
         // The coupons read by redemptions, and by the enrollments naming a redemption loaded.
-        let mut coupon_ids: HashSet<Uuid> = needs.coupons.load.clone();
+        let mut coupon_ids: FxHashSet<Uuid> = needs.coupons.load.clone();
         coupon_ids.extend(redemptions.iter().map(|r| r.redemption.coupon_id));
         let coupons: Vec<CouponRow> = if coupon_ids.is_empty() {
             Vec::new()
@@ -133,7 +133,7 @@ impl Batch {
             report,
             customers: Table::loaded(customers),
             runs: Table::loaded(runs),
-            run_keys: HashMap::new(),
+            run_keys: FxHashMap::default(),
             consents: Table::loaded(consents.into_iter().map(|(c, l, k, g)| ((c, l, k), g))),
             coupons: Table::loaded(coupons.into_iter().map(|r| (r.coupon_id, r.coupon))),
             redemptions: Table::loaded(
@@ -256,7 +256,7 @@ async fn write_customers(
 async fn write_runs(
     conn: &mut PgConnection,
     runs: Table<String, Run>,
-    report_keys: HashMap<String, Option<String>>,
+    report_keys: FxHashMap<String, Option<String>>,
     mode: WriteMode,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<(String, Run)> = runs.into_written();

@@ -19,9 +19,10 @@ use chrono::{DateTime, Utc};
 use domain::catalog_filter::ContentFilter;
 use domain::content::ContentEvent;
 use domain::customer::CustomerEvent;
+use rustc_hash::FxHashSet;
 use serde_json::Value;
 use sqlx::PgConnection;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// Whether a catalog `c` counts for the configuration `cfg` (SQL over those aliases).
@@ -44,7 +45,7 @@ fn subject(content_type: &str, content_key: &str) -> String {
 pub(super) struct ContentBatch {
     filters: Option<Vec<(Uuid, ContentFilter)>>,
     undecided: Vec<Changed>,
-    seen: HashSet<Item>,
+    seen: FxHashSet<Item>,
 }
 
 /// An item whose membership or metadata changed, at the time of its event.
@@ -233,7 +234,7 @@ async fn catalog_filters(
 /// `configured`: the customers with a configuration (only their catalogs keep membership).
 pub(super) async fn apply_catalog(
     conn: &mut PgConnection,
-    configured: &HashSet<Uuid>,
+    configured: &FxHashSet<Uuid>,
     event: CustomerEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {

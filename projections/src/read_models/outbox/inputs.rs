@@ -16,9 +16,9 @@
 
 use crate::copy::CopyRows;
 use crate::projection::{column, in_key_order};
+use rustc_hash::FxHashMap;
 use rustc_hash::{FxHashSet, FxHasher};
 use sqlx::{Connection, PgConnection};
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -36,20 +36,20 @@ type Enrollment = (&'static str, bool);
 pub(super) struct LearnerInputs {
     /// The keys the read model has inserted (shared by its batches).
     inserted: Arc<InsertedKeys>,
-    memberships: HashMap<LearnerKey, Membership>,
+    memberships: FxHashMap<LearnerKey, Membership>,
     /// Granted, per course key.
-    consents: HashMap<CourseKey, bool>,
+    consents: FxHashMap<CourseKey, bool>,
     /// Per course run.
-    enrollments: HashMap<CourseKey, Enrollment>,
+    enrollments: FxHashMap<CourseKey, Enrollment>,
 }
 
 impl LearnerInputs {
     pub(super) fn new(inserted: Arc<InsertedKeys>) -> Self {
         LearnerInputs {
             inserted,
-            memberships: HashMap::new(),
-            consents: HashMap::new(),
-            enrollments: HashMap::new(),
+            memberships: FxHashMap::default(),
+            consents: FxHashMap::default(),
+            enrollments: FxHashMap::default(),
         }
     }
 
@@ -184,7 +184,7 @@ impl InsertedKeys {
 }
 
 /// The rows of one table, in key order, each with the hash of its table and key.
-fn hashed<K: Hash + Ord, V>(table: &str, rows: HashMap<K, V>) -> Vec<(u64, K, V)> {
+fn hashed<K: Hash + Ord, V>(table: &str, rows: FxHashMap<K, V>) -> Vec<(u64, K, V)> {
     in_key_order(rows)
         .into_iter()
         .map(|(key, value)| {

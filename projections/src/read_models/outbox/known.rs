@@ -14,8 +14,8 @@ use domain::channel::{Channel, ChannelEvent};
 use domain::completion::CompletionEvent;
 use domain::consent::{ConsentEvent, ConsentSubject};
 use domain::enrollment::EnrollmentEvent;
+use rustc_hash::{FxHashMap, FxHashSet};
 use sqlx::PgConnection;
-use std::collections::{HashMap, HashSet};
 use store::log::LoggedEvent;
 use uuid::Uuid;
 
@@ -35,12 +35,12 @@ impl Known {
     /// to the batch, which stops there.
     pub(super) async fn load(
         conn: &mut PgConnection,
-        configured: &HashSet<Uuid>,
-        registering: &HashSet<Uuid>,
+        configured: &FxHashSet<Uuid>,
+        registering: &FxHashSet<Uuid>,
         events: &[&LoggedEvent],
     ) -> Result<Self, sqlx::Error> {
         let (mut granting, mut completions, mut enrollments) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut configuring, mut registering_too) = (HashSet::new(), HashSet::new());
+        let (mut configuring, mut registering_too) = (FxHashSet::default(), FxHashSet::default());
         for event in events {
             match (event.aggregate_type.as_str(), event.event_type.as_str()) {
                 ("consent", "ConsentGranted") => {
@@ -194,14 +194,14 @@ type ConsentKey = (Uuid, Uuid, String);
 /// The held learner rows a consent grant of the batch may release: those of the batch's grants
 /// held when the batch began, and those the batch held since. `None` once the batch regated a
 /// customer (held rows then come from SQL): every grant then updates.
-pub(super) struct HeldRows(Option<HashSet<ConsentKey>>);
+pub(super) struct HeldRows(Option<FxHashSet<ConsentKey>>);
 
 impl HeldRows {
     /// The held rows of these (customer, learner) pairs, the learners granting consent in the
     /// batch.
     async fn load(conn: &mut PgConnection, granting: &[(Uuid, Uuid)]) -> Result<Self, sqlx::Error> {
         if granting.is_empty() {
-            return Ok(Self(Some(HashSet::new())));
+            return Ok(Self(Some(FxHashSet::default())));
         }
         let (customers, learners): (Vec<Uuid>, Vec<Uuid>) = granting.iter().copied().unzip();
         let rows: Vec<ConsentKey> = sqlx::query_as(
@@ -245,10 +245,10 @@ impl HeldRows {
 /// of them has not changed since the batch began). `None` once the batch has written its inputs
 /// out: each gate is then read when asked.
 pub(super) struct Gates {
-    read: Option<HashMap<RunKey, Gate>>,
+    read: Option<FxHashMap<RunKey, Gate>>,
     /// The batch's runs of the customers it configures, and which customers' are not read yet.
-    later: HashMap<Uuid, Vec<RunKey>>,
-    unread: HashSet<Uuid>,
+    later: FxHashMap<Uuid, Vec<RunKey>>,
+    unread: FxHashSet<Uuid>,
 }
 
 impl Gates {
@@ -258,11 +258,11 @@ impl Gates {
         later: Vec<RunKey>,
     ) -> Result<Self, sqlx::Error> {
         let read = if now.is_empty() {
-            HashMap::new()
+            FxHashMap::default()
         } else {
             read_gates(conn, now).await?
         };
-        let mut by_customer: HashMap<Uuid, Vec<RunKey>> = HashMap::new();
+        let mut by_customer: FxHashMap<Uuid, Vec<RunKey>> = FxHashMap::default();
         for run in later {
             by_customer.entry(run.0).or_default().push(run);
         }

@@ -11,9 +11,9 @@ use domain::completion::CompletionEvent;
 use domain::consent::{ConsentEvent, ConsentSubject};
 use domain::enrollment::EnrollmentEvent;
 use domain::membership::MembershipEvent;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::json;
 use sqlx::PgConnection;
-use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 fn subject(learner_id: Uuid, course_run_id: &str) -> String {
@@ -60,7 +60,7 @@ pub(super) async fn apply_membership(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     queued: &mut QueuedRows,
-    configured: &HashSet<Uuid>,
+    configured: &FxHashSet<Uuid>,
     event: MembershipEvent,
     at: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
@@ -96,7 +96,7 @@ pub(super) async fn apply_enrollment(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     queued: &mut QueuedRows,
-    registering: &HashSet<Uuid>,
+    registering: &FxHashSet<Uuid>,
     known: &mut Known,
     event: EnrollmentEvent,
     at: DateTime<Utc>,
@@ -174,7 +174,7 @@ pub(super) async fn apply_consent(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     queued: &mut QueuedRows,
-    configured: &HashSet<Uuid>,
+    configured: &FxHashSet<Uuid>,
     known: &Known,
     event: ConsentEvent,
     at: DateTime<Utc>,
@@ -294,7 +294,7 @@ pub(super) struct Gate {
 pub(super) async fn read_gates(
     conn: &mut PgConnection,
     runs: &[RunKey],
-) -> Result<HashMap<RunKey, Gate>, sqlx::Error> {
+) -> Result<FxHashMap<RunKey, Gate>, sqlx::Error> {
     let (mut customers, mut learners, mut run_ids, mut keys) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (customer, learner, run) in runs {
@@ -403,7 +403,7 @@ pub(super) async fn apply_completion(
     conn: &mut PgConnection,
     inputs: &mut LearnerInputs,
     queued: &mut QueuedRows,
-    configured: &HashSet<Uuid>,
+    configured: &FxHashSet<Uuid>,
     known: &mut Known,
     event: CompletionEvent,
     at: DateTime<Utc>,

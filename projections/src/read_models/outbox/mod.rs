@@ -86,8 +86,8 @@ use domain::customer::CustomerEvent;
 use inputs::{InsertedKeys, LearnerInputs};
 use known::Known;
 use queued::QueuedRows;
+use rustc_hash::FxHashSet;
 use sqlx::PgConnection;
-use std::collections::HashSet;
 use std::sync::Arc;
 use store::log::LoggedEvent;
 use uuid::Uuid;
@@ -176,8 +176,8 @@ impl Projection for Outbox {
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| (0, e.into()))?;
-        let configured: HashSet<Uuid> = customers.iter().map(|(customer, _)| *customer).collect();
-        let registering: HashSet<Uuid> = customers
+        let configured: FxHashSet<Uuid> = customers.iter().map(|(customer, _)| *customer).collect();
+        let registering: FxHashSet<Uuid> = customers
             .into_iter()
             .filter(|(_, xapi)| *xapi)
             .map(|(customer, _)| customer)
@@ -218,10 +218,10 @@ struct Batch {
     /// The customers with a channel configuration, live or not: only their learners can have
     /// open rows, so only their learner events need more than recording, and only their
     /// catalogs keep membership.
-    configured: HashSet<Uuid>,
+    configured: FxHashSet<Uuid>,
     /// The customers with an xAPI configuration, live or not: only their enrollments can be
     /// queued as registrations.
-    registering: HashSet<Uuid>,
+    registering: FxHashSet<Uuid>,
 }
 
 impl Batch {

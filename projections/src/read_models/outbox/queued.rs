@@ -20,10 +20,10 @@
 use super::{item_id, ItemKind};
 use crate::projection::{column, in_key_order};
 use chrono::{DateTime, Utc};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 use sqlx::PgConnection;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// The action of a queued learner row.
@@ -62,7 +62,7 @@ pub(super) struct Queued {
 #[derive(Default)]
 pub(super) struct QueuedRows {
     rows: Vec<Queued>,
-    learners: HashSet<(Uuid, Uuid)>,
+    learners: FxHashSet<(Uuid, Uuid)>,
 }
 
 impl QueuedRows {
@@ -112,7 +112,7 @@ async fn write_completions(conn: &mut PgConnection, rows: Vec<Queued>) -> Result
         return Ok(());
     }
     let target = |row: &Queued| (row.config_id, row.learner, row.run.clone());
-    let mut counts: HashMap<Target, i32> = HashMap::new();
+    let mut counts: FxHashMap<Target, i32> = FxHashMap::default();
     for row in &rows {
         *counts.entry(target(row)).or_default() += 1;
     }
@@ -132,12 +132,12 @@ async fn write_completions(conn: &mut PgConnection, rows: Vec<Queued>) -> Result
     .bind(column(&counts, |(_, count)| *count))
     .fetch_all(&mut *conn)
     .await?;
-    let reached: HashMap<Target, i32> = reached
+    let reached: FxHashMap<Target, i32> = reached
         .into_iter()
         .map(|(config, learner, run, version)| ((config, learner, run), version))
         .collect();
 
-    let mut collapsed: HashMap<Target, Collapsed> = HashMap::new();
+    let mut collapsed: FxHashMap<Target, Collapsed> = FxHashMap::default();
     for row in rows {
         match collapsed.entry(target(&row)) {
             Entry::Occupied(mut c) => c.get_mut().last = row,
@@ -173,7 +173,7 @@ async fn write_registrations(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut first: HashMap<(Uuid, String), Collapsed> = HashMap::new();
+    let mut first: FxHashMap<(Uuid, String), Collapsed> = FxHashMap::default();
     for row in rows {
         first
             .entry((row.config_id, row.subject.clone()))
