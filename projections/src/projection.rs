@@ -46,6 +46,10 @@ pub trait Projection: Send + Sync {
         Ok(())
     }
 
+    /// Called once a rebuild in place has emptied the tables: the projection forgets what it
+    /// remembers of their rows (the default remembers nothing).
+    fn tables_emptied(&self) {}
+
     /// A fold of the log from its first event, held in memory, for a rebuild from empty
     /// tables: nothing needs reading back, and each table is written once at the end. `None`
     /// (the default): the rebuild applies batch by batch. The fold must follow the same rules

@@ -49,6 +49,9 @@ async fn reset(pool: &PgPool, projections: &[&dyn Projection]) -> Result<(), Run
         checkpoint::set(&mut tx, projection.name(), LogPosition::default()).await?;
     }
     tx.commit().await?;
+    for projection in projections {
+        projection.tables_emptied();
+    }
     Ok(())
 }
 

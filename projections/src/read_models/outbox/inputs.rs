@@ -134,7 +134,7 @@ impl LearnerInputs {
 const MAX_INSERTED: usize = 4_000_000;
 
 /// The hashes of the learner-input keys this instance of the read model has inserted since it
-/// began, or `None` once it no longer knows (past [`MAX_INSERTED`], or after another writer's
+/// began or a rebuild in place last emptied the tables, or `None` once it no longer knows (past [`MAX_INSERTED`], or after another writer's
 /// row met one of its inserts). A key outside the set has no row yet unless another writer
 /// inserted it, which the insert's key check then tells; a hash shared by two keys only makes
 /// the second an upsert.
@@ -180,6 +180,12 @@ impl InsertedKeys {
 
     fn forget(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The tables were emptied (a rebuild in place): no key is inserted. A writer that inserts
+    /// again before the rebuild does is met by the `COPY`'s key check, as any other writer.
+    pub(super) fn emptied(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(FxHashSet::default());
     }
 }
 
@@ -338,5 +344,45 @@ impl Rows {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows_of(consents: &[(Uuid, Uuid, &str)]) -> Rows {
+        let consents = consents
+            .iter()
+            .map(|(customer, learner, key)| ((*customer, *learner, key.to_string()), true))
+            .collect();
+        Rows {
+            memberships: Vec::new(),
+            consents: hashed("consents", consents),
+            enrollments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn keys_inserted_before_the_tables_were_emptied_are_fresh_again() {
+        let (customer, learner) = (Uuid::new_v4(), Uuid::new_v4());
+        let rows = rows_of(&[(customer, learner, "edX+A"), (customer, learner, "edX+B")]);
+        let inserted = InsertedKeys::default();
+        let fresh = inserted.fresh(&rows);
+        assert_eq!(fresh.len(), 2);
+        inserted.record(fresh);
+        assert!(
+            inserted.fresh(&rows).is_empty(),
+            "inserted keys are upserted"
+        );
+
+        inserted.emptied();
+        assert_eq!(inserted.fresh(&rows).len(), 2);
+
+        // A set that no longer knew (another writer's row met an insert) knows again.
+        inserted.forget();
+        assert!(inserted.fresh(&rows).is_empty());
+        inserted.emptied();
+        assert_eq!(inserted.fresh(&rows).len(), 2);
     }
 }

@@ -137,6 +137,10 @@ impl Projection for Outbox {
         TABLES
     }
 
+    fn tables_emptied(&self) {
+        self.inserted.emptied();
+    }
+
     fn reads(&self) -> Option<&'static [&'static str]> {
         Some(&[
             "channel_configuration",
