@@ -14,8 +14,9 @@
 //!
 //! The read models key their in-memory maps with `rustc_hash` (`FxHashMap`, `FxHashSet`): a
 //! rebuild hashes every key of the log several times, and the standard library's DoS-resistant
-//! hasher was a tenth of the enrollments' rebuild (README, Performance). Their keys are ids and
-//! content keys taken from the log, not a caller's input.
+//! hasher was a tenth of the enrollments' rebuild (README, Performance). Their keys are the ids
+//! and content keys of logged events: keys crafted to collide could slow a rebuild down, not
+//! change what it writes.
 
 pub mod bench_log;
 pub mod checkpoint;

@@ -88,6 +88,10 @@ impl Projection for Unfiltered<'_> {
         self.0.tables()
     }
 
+    fn tables_emptied(&self) {
+        self.0.tables_emptied();
+    }
+
     async fn apply(
         &self,
         conn: &mut sqlx::PgConnection,
