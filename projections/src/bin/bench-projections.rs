@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::log::LogPosition;
 
-/// The allocator of the service and `replay-tools`: rebuilds and runners allocate the
-/// events of a batch on one thread and free them on another, where the system allocator spent much
-/// of a rebuild on its own locks (README, Performance).
+/// The allocator of the service and `replay-tools`: rebuilds and runners allocate the events
+/// of a batch on one thread and free them on another, where the system allocator spent much of
+/// a rebuild on its own locks (README, Performance).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -134,10 +134,10 @@ impl LearnerInputs {
 const MAX_INSERTED: usize = 4_000_000;
 
 /// The hashes of the learner-input keys this instance of the read model has inserted since it
-/// began or a rebuild in place last emptied the tables, or `None` once it no longer knows (past [`MAX_INSERTED`], or after another writer's
-/// row met one of its inserts). A key outside the set has no row yet unless another writer
-/// inserted it, which the insert's key check then tells; a hash shared by two keys only makes
-/// the second an upsert.
+/// began or a rebuild in place last emptied the tables, or `None` once it no longer knows (past
+/// [`MAX_INSERTED`], or after another writer's row met one of its inserts). A key outside the
+/// set has no row yet unless another writer inserted it, which the `COPY`'s key check then
+/// tells; a hash shared by two keys only makes the second an upsert.
 #[derive(Debug)]
 pub(crate) struct InsertedKeys(Mutex<Option<FxHashSet<u64>>>);
 
